@@ -1,0 +1,170 @@
+import ExarModel
+import Synchronization
+
+/// A named, append-only sequence of events with live subscriptions.
+///
+/// Get one from ``Database/collection(_:)``. Every method may be called from any thread.
+public final class Collection: Sendable {
+    /// The collection's name (its folder under `logs_path`).
+    public let name: String
+    /// The settings it was opened with.
+    public let configuration: CollectionConfiguration
+    let log: CollectionLog
+    private let scanners: [Scanner]
+    private let nextScanner = Atomic<Int>(0)
+
+    init(name: String, directory: String, configuration: CollectionConfiguration,
+         logHandler: DatabaseLogHandler?) throws(ExarError) {
+        self.name = name
+        self.configuration = configuration
+        log = try CollectionLog(name: name, directory: directory, configuration: configuration, logHandler: logHandler)
+        let log = self.log
+        scanners = (0..<configuration.scanners.count).map { _ in
+            Scanner(log: log, sleepTimeMilliseconds: configuration.scanners.sleepTimeMilliseconds)
+        }
+        for (number, scanner) in scanners.enumerated() {
+            scanner.start(number: number)
+        }
+        let observers: [@Sendable () -> Void] = scanners.map { scanner in { scanner.wake() } }
+        log.start(commitObservers: observers)
+    }
+
+    /// What opening the collection found damaged and repaired.
+    public var recoveryNotes: [RecoveryNote] { log.recoveryNotes }
+
+    /// The id of the last stored event, `0` when the collection is empty.
+    public var lastId: UInt64 { log.lastCommittedId.load(ordering: .acquiring) }
+
+    // MARK: Publishing
+
+    /// Publishes a burst of events without waiting: `fill` appends them (it runs at once, on the
+    /// caller's thread, holding the collection's hand-off lock, so keep it short), and `completion`
+    /// is called on the writer thread once they are stored (and synced, as the policy says).
+    ///
+    /// The events of one call get consecutive ids.
+    /// - Throws: what `fill` throws (then none of the call's events is published), or an I/O error
+    ///   when the collection is closed.
+    public func publish(
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        completion: @escaping @Sendable (PublishResult) -> Void
+    ) throws(ExarError) {
+        try log.publish(fill, completion: completion)
+    }
+
+    /// Publishes one event and returns its id.
+    /// - Throws: ``ExarError/validation(_:)`` for an invalid event, an I/O error if it could not be stored.
+    @discardableResult
+    public func publish(_ event: Event) async throws(ExarError) -> UInt64 {
+        try await publish([event]).lowerBound
+    }
+
+    /// Publishes events that get consecutive ids, and returns them.
+    /// - Throws: ``ExarError/validation(_:)`` for an invalid event (then none is published), an I/O
+    ///   error if they could not all be stored.
+    @discardableResult
+    public func publish(_ events: [Event]) async throws(ExarError) -> ClosedRange<UInt64> {
+        let result: PublishResult
+        do {
+            result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PublishResult, any Error>) in
+                do {
+                    try log.publish({ (appender: inout PublishAppender) throws(ExarError) in
+                        for event in events { try appender.append(event) }
+                    }, completion: { continuation.resume(returning: $0) })
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        } catch let error as ExarError {
+            throw error
+        } catch {
+            throw .io(.other, "\(error)")
+        }
+        if let error = result.error { throw error }
+        guard let ids = result.ids else {
+            throw .validation(ValidationMessage.noTags)
+        }
+        return ids
+    }
+
+    // MARK: Reading
+
+    /// The events a non-live query matches now, read on the caller's thread.
+    /// - Throws: ``ExarError/subscription(_:)`` for a live query (use ``subscribe(_:sink:)``).
+    public func read(_ query: Query) throws(ExarError) -> [Event] {
+        var events: [Event] = []
+        try read(query) { events.append($0.makeEvent()) }
+        return events
+    }
+
+    /// Visits the events a non-live query matches now, in id order, on the caller's thread.
+    /// - Throws: ``ExarError/subscription(_:)`` for a live query.
+    public func read(_ query: Query, _ visit: (EventView) -> Void) throws(ExarError) {
+        guard !query.live else {
+            throw .subscription("a live query needs a subscription")
+        }
+        let endId = lastId + 1
+        var cursor = LogCursor(nextId: query.offset &+ 1)
+        let tag = query.tag.map(TagFilter.init)
+        var remaining = query.limit ?? UInt64.max
+        let reader = LogReader(report: { [log] in log.log(.error, $0) })
+        let log = self.log
+        var stop = ReadStop.budget
+        while stop == .budget && remaining > 0 {
+            stop = reader.read(
+                segments: log.segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: tag,
+                maxEvents: Int(min(remaining, 1 << 20)), maxBatches: Int.max
+            ) { event, _ in
+                visit(event)
+                remaining -= 1
+                return remaining > 0
+            }
+        }
+    }
+
+    /// Starts a subscription served by one of the collection's scanners.
+    ///
+    /// - Parameters:
+    ///   - query: where to start, how many, which tag, live or not.
+    ///   - sink: receives the events on a scanner thread, with demand as its return value.
+    /// - Returns: the handle to resume or cancel the subscription.
+    /// - Throws: ``ExarError/eventStream(_:)`` `Closed` when the collection is closed.
+    @discardableResult
+    public func subscribe(_ query: Query, sink: any SubscriptionSink) throws(ExarError) -> Subscription {
+        let index: Int
+        switch configuration.routingStrategy {
+        case .roundRobin:
+            index = nextScanner.wrappingAdd(1, ordering: .relaxed).oldValue % scanners.count
+        case .random:
+            index = Int.random(in: 0..<scanners.count)
+        }
+        let scanner = scanners[(index + scanners.count) % scanners.count]
+        let subscription = Subscription(query: query, committedId: lastId, sink: sink, scanner: scanner)
+        try scanner.add(subscription)
+        return subscription
+    }
+
+    /// The events of `query` as an `AsyncSequence`, buffering at most `bufferSize` events.
+    public func events(_ query: Query, bufferSize: Int = 1024) throws(ExarError) -> EventStream {
+        let stream = EventStream(capacity: bufferSize)
+        let subscription = try subscribe(query, sink: stream)
+        stream.attach(subscription)
+        return stream
+    }
+
+    /// The number of subscriptions each scanner holds.
+    public var subscriptionsPerScanner: [Int] { scanners.map(\.subscriptionCount) }
+
+    // MARK: Lifecycle
+
+    /// Forces every stored event to the device, whatever the sync policy.
+    public func flush() throws(ExarError) {
+        try log.flush()
+    }
+
+    /// Writes what is pending, seals the active segment, ends subscriptions with
+    /// ``SubscriptionEnd/closed`` and stops the collection's threads. Later publishes fail.
+    public func close() {
+        log.close()
+        for scanner in scanners { scanner.stop() }
+    }
+}

@@ -1,0 +1,347 @@
+import ExarModel
+import Foundation
+import Synchronization
+
+/// A publish call waiting for the writer: how many events it appended and whom to tell.
+struct PendingBurst {
+    let count: Int
+    let completion: @Sendable (PublishResult) -> Void
+}
+
+/// A collection's segments and its single writer thread (group commit).
+///
+/// Publishers append encoded records to `pending` under `condition` (one lock per publish call,
+/// not per event); the writer swaps the whole pending buffer out, writes it as batches, commits,
+/// syncs as the policy says, and only then completes each call in order. Readers use the segment
+/// list (its own small lock) and the segments' atomics, never `condition`.
+final class CollectionLog: @unchecked Sendable {
+    let name: String
+    let directory: String
+    let configuration: CollectionConfiguration
+    private let logHandler: DatabaseLogHandler?
+
+    private let segmentList: Mutex<[Segment]>
+    /// The id of the last event readers may see (0 when empty).
+    let lastCommittedId: Atomic<UInt64>
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var pendingRecords: [UInt8] = []
+    private var pendingBursts: [PendingBurst] = []
+    private var closing = false
+    private var closed = false
+    private var writerRunning = false
+
+    // Writer thread only.
+    private var active: Segment
+    private var mustRoll = false
+    private var unsyncedSince: UInt64?
+    private var commitObservers: [@Sendable () -> Void] = []
+    private let writerDone = DispatchSemaphore(value: 0)
+
+    /// What opening the collection repaired.
+    let recoveryNotes: [RecoveryNote]
+
+    init(name: String, directory: String, configuration: CollectionConfiguration,
+         logHandler: DatabaseLogHandler?) throws(ExarError) {
+        self.name = name
+        self.directory = directory
+        self.configuration = configuration
+        self.logHandler = logHandler
+        try FileSystem.createDirectories(directory)
+        var notes: [RecoveryNote] = []
+        var segments = try Self.openSegments(directory: directory, configuration: configuration, notes: &notes)
+        if segments.isEmpty {
+            let first = try Segment.create(directory: directory, baseId: segments.last?.nextId ?? 1,
+                                           size: configuration.segmentSize,
+                                           indexInterval: configuration.indexIntervalBytes)
+            segments.append(first)
+        }
+        active = segments[segments.count - 1]
+        lastCommittedId = Atomic(active.nextId - 1)
+        segmentList = Mutex(segments)
+        recoveryNotes = notes
+        for note in notes {
+            logHandler?(.warning, "collection \(name): \(note)")
+        }
+    }
+
+    /// Opens every segment of `directory` in id order; the last one is validated and repaired.
+    private static func openSegments(directory: String, configuration: CollectionConfiguration,
+                                     notes: inout [RecoveryNote]) throws(ExarError) -> [Segment] {
+        var baseIds: [UInt64] = []
+        for name in try FileSystem.contents(of: directory) where name.hasSuffix(".log") {
+            let stem = name.dropLast(4)
+            if stem.count == 20, stem.allSatisfy(\.isASCII), let id = UInt64(stem), id > 0 {
+                baseIds.append(id)
+            }
+        }
+        baseIds.sort()
+        // A last segment file that never got its size (a crash while creating it) holds nothing: drop it.
+        while let last = baseIds.last {
+            let path = Segment.paths(directory: directory, baseId: last).log
+            if let size = FileSystem.size(of: path), size >= Format.Segment.headerSize + Format.Batch.headerSize + Format.Record.headerSize {
+                break
+            }
+            notes.append(RecoveryNote(kind: .replacedSegment, path: path, detail: "segment file too small to hold events; removed"))
+            FileSystem.remove(path)
+            baseIds.removeLast()
+        }
+        var segments: [Segment] = []
+        for (number, baseId) in baseIds.enumerated() {
+            let isLast = number == baseIds.count - 1
+            let segment: Segment
+            do {
+                segment = try Segment.open(directory: directory, baseId: baseId,
+                                           indexInterval: configuration.indexIntervalBytes, isLast: isLast, notes: &notes)
+            } catch {
+                if isLast { throw error }
+                notes.append(RecoveryNote(kind: .corruptSealedSegment, path: Segment.paths(directory: directory, baseId: baseId).log,
+                                          detail: "cannot be opened (\(error)); skipped"))
+                continue
+            }
+            if let previous = segments.last, previous.nextId != baseId {
+                notes.append(RecoveryNote(kind: .corruptSealedSegment, path: segment.path,
+                                          detail: "previous segment ends at id \(previous.nextId - 1), this one starts at \(baseId)"))
+            }
+            segments.append(segment)
+        }
+        if let last = segments.last, last.isEmpty, let previous = segments.dropLast().last, previous.nextId != last.baseId {
+            // An empty last segment named after a wrong id (the previous one lost its tail): rename by recreating.
+            FileSystem.remove(last.path)
+            segments.removeLast()
+            let replacement = try Segment.create(directory: directory, baseId: previous.nextId,
+                                                 size: configuration.segmentSize, indexInterval: configuration.indexIntervalBytes)
+            segments.append(replacement)
+        }
+        return segments
+    }
+
+    /// Starts the writer thread; `observers` are called after every commit.
+    func start(commitObservers: [@Sendable () -> Void]) {
+        self.commitObservers = commitObservers
+        condition.lock()
+        writerRunning = true
+        condition.unlock()
+        let thread = Thread { [self] in runWriter() }
+        thread.name = "exar-writer-\(name)"
+        thread.start()
+    }
+
+    /// The segments, oldest first.
+    var segments: [Segment] {
+        segmentList.withLock { $0 }
+    }
+
+    // MARK: Publishing (any thread)
+
+    /// Appends one burst of events to the pending buffer and wakes the writer; never waits for disk.
+    func publish(
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        completion: @escaping @Sendable (PublishResult) -> Void
+    ) throws(ExarError) {
+        let now = currentTimeMilliseconds()
+        condition.lock()
+        if closing || closed {
+            condition.unlock()
+            throw .io(.notConnected, "collection \(name) is closed")
+        }
+        var records: [UInt8] = []
+        swap(&records, &pendingRecords)
+        var appender = PublishAppender(records: records, now: now, maximumEventBytes: configuration.maximumEventBytes)
+        do {
+            try fill(&appender)
+        } catch {
+            pendingRecords = appender.finish(keep: false)
+            condition.unlock()
+            throw error
+        }
+        let count = appender.count
+        pendingRecords = appender.finish(keep: true)
+        if count > 0 {
+            let wasEmpty = pendingBursts.isEmpty
+            pendingBursts.append(PendingBurst(count: count, completion: completion))
+            if wasEmpty { condition.signal() }
+        }
+        condition.unlock()
+        if count == 0 {
+            completion(PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil))
+        }
+    }
+
+    /// Stops taking publishes, writes what is pending, seals the active segment and stops the writer.
+    func close() {
+        condition.lock()
+        if closed || closing {
+            condition.unlock()
+            return
+        }
+        closing = true
+        let running = writerRunning
+        condition.signal()
+        condition.unlock()
+        if running { writerDone.wait() }
+        condition.lock()
+        closed = true
+        condition.unlock()
+    }
+
+    // MARK: The writer thread
+
+    private func runWriter() {
+        var records: [UInt8] = []
+        var bursts: [PendingBurst] = []
+        while true {
+            condition.lock()
+            while pendingBursts.isEmpty && !closing {
+                if let since = unsyncedSince, case .interval(let milliseconds) = configuration.sync {
+                    let dueIn = Double(milliseconds) / 1000 - Double(currentTimeMilliseconds() &- since) / 1000
+                    if dueIn <= 0 { break }
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: dueIn))
+                } else {
+                    condition.wait()
+                }
+            }
+            let stop = pendingBursts.isEmpty && closing
+            swap(&records, &pendingRecords)
+            swap(&bursts, &pendingBursts)
+            condition.unlock()
+
+            if !bursts.isEmpty {
+                write(records, bursts)
+                records.removeAll(keepingCapacity: true)
+                bursts.removeAll(keepingCapacity: true)
+            }
+            syncIfDue()
+            if stop { break }
+        }
+        active.commit()
+        active.seal()
+        do {
+            try active.sync()
+        } catch {
+            logHandler?(.error, "collection \(name): cannot sync on close: \(error)")
+        }
+        condition.lock()
+        writerRunning = false
+        condition.unlock()
+        writerDone.signal()
+    }
+
+    /// Writes the records of `bursts` as batches, commits, syncs if asked, then completes each burst.
+    private func write(_ records: [UInt8], _ bursts: [PendingBurst]) {
+        let firstId = active.nextId
+        var failure: ExarError?
+        var written = 0
+        let compress = configuration.compression == .lz4
+        records.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                if mustRoll || active.freePayloadBytes < Format.Record.headerSize {
+                    do throws(ExarError) {
+                        try roll()
+                    } catch {
+                        failure = error
+                        return
+                    }
+                }
+                let room = min(active.freePayloadBytes, Format.Batch.maxRawPayload)
+                var end = offset
+                var count = 0
+                var firstTimestamp: UInt64 = 0
+                var lastTimestamp: UInt64 = 0
+                while end < raw.count {
+                    let tagsLength = Int(raw.baseAddress!.loadLE(at: end + 8, as: UInt32.self))
+                    let dataLength = Int(raw.baseAddress!.loadLE(at: end + 12, as: UInt32.self))
+                    let size = RecordWalk.encodedSize(tags: tagsLength, data: dataLength)
+                    let fits = count == 0 ? size <= active.freePayloadBytes : end - offset + size <= room
+                    if !fits { break }
+                    lastTimestamp = raw.baseAddress!.loadLE(at: end, as: UInt64.self)
+                    if count == 0 { firstTimestamp = lastTimestamp }
+                    end += size
+                    count += 1
+                }
+                if count == 0 {
+                    // Not even one event fits in what is left of this segment.
+                    mustRoll = true
+                    continue
+                }
+                active.append(records: UnsafeRawBufferPointer(rebasing: raw[offset..<end]), count: count,
+                              firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, compress: compress)
+                offset = end
+                written += count
+            }
+        }
+        active.commit()
+        if written > 0 {
+            lastCommittedId.store(active.nextId - 1, ordering: .releasing)
+            for observer in commitObservers { observer() }
+            switch configuration.sync {
+            case .always:
+                do {
+                    try active.sync()
+                } catch {
+                    failure = failure ?? error
+                    written = 0
+                }
+            case .interval:
+                if unsyncedSince == nil { unsyncedSince = currentTimeMilliseconds() }
+            case .none:
+                break
+            }
+        }
+        var before = 0
+        for burst in bursts {
+            let stored = min(burst.count, max(0, written - before))
+            let result = PublishResult(firstId: firstId + UInt64(before), storedCount: stored,
+                                       error: stored < burst.count ? (failure ?? .io(.other, "not stored")) : nil)
+            burst.completion(result)
+            before += burst.count
+        }
+        if let failure {
+            logHandler?(.error, "collection \(name): publishing failed after \(written) events: \(failure)")
+        }
+    }
+
+    /// Seals the active segment and starts a new one after it.
+    private func roll() throws(ExarError) {
+        if !active.isSealed.load(ordering: .relaxed) {
+            active.commit()
+            active.seal()
+            if configuration.sync != .none {
+                try active.sync()
+            }
+        }
+        mustRoll = true
+        let next = try Segment.create(directory: directory, baseId: active.nextId, size: configuration.segmentSize,
+                                      indexInterval: configuration.indexIntervalBytes)
+        segmentList.withLock { $0.append(next) }
+        active = next
+        mustRoll = false
+    }
+
+    private func syncIfDue() {
+        guard let since = unsyncedSince, case .interval(let milliseconds) = configuration.sync,
+            currentTimeMilliseconds() &- since >= UInt64(milliseconds)
+        else { return }
+        do {
+            try active.sync()
+            unsyncedSince = nil
+        } catch {
+            logHandler?(.error, "collection \(name): interval sync failed: \(error)")
+        }
+    }
+
+    /// Forces every written event of the active segment to the device.
+    func flush() throws(ExarError) {
+        // The active segment can change under us; syncing every segment's descriptor is safe and cheap
+        // for the ones already synced.
+        for segment in segments.suffix(2) {
+            try segment.sync()
+        }
+    }
+
+    func log(_ level: DatabaseLogLevel, _ message: String) {
+        logHandler?(level, "collection \(name): \(message)")
+    }
+}

@@ -1,0 +1,144 @@
+import ExarModel
+
+/// Whether batches are compressed on disk.
+public enum Compression: String, Sendable, Equatable, CaseIterable {
+    /// Batches are stored raw.
+    case none
+    /// A batch payload is LZ4 block compressed when that makes it smaller.
+    case lz4
+}
+
+/// When written events are forced to the device.
+public enum SyncPolicy: Sendable, Equatable {
+    /// Leave it to the page cache: an acknowledged event survives the process being killed, not a power loss.
+    case none
+    /// `fdatasync` the active segment every so many milliseconds while it has unsynced events.
+    case interval(milliseconds: Int)
+    /// `fdatasync` before acknowledging, once per group commit.
+    case always
+}
+
+/// How a new subscription picks one of the collection's scanners.
+public enum RoutingStrategy: String, Sendable, Equatable, CaseIterable {
+    /// In turn (the default).
+    case roundRobin = "RoundRobin"
+    /// At random.
+    case random = "Random"
+}
+
+/// The scanners that serve a collection's subscriptions.
+public struct ScannerConfiguration: Sendable, Equatable {
+    /// The number of scanner threads (`nr_of_scanners`).
+    public var count: Int
+    /// The longest wait between checks for new events, in milliseconds (`sleep_time_in_ms`); scanners
+    /// are woken by every commit, so this only bounds a missed wake-up.
+    public var sleepTimeMilliseconds: Int
+
+    /// Creates a scanner configuration.
+    public init(count: Int = 2, sleepTimeMilliseconds: Int = 10) {
+        self.count = count
+        self.sleepTimeMilliseconds = sleepTimeMilliseconds
+    }
+}
+
+/// The settings of one collection.
+public struct CollectionConfiguration: Sendable, Equatable {
+    /// The size of every segment file in bytes (`segment_size`), 64 MiB by default.
+    public var segmentSize: Int
+    /// Bytes of events between two sparse index entries (`index_interval_bytes`), 4 KiB by default.
+    public var indexIntervalBytes: Int
+    /// Compression of batches (`compression`).
+    public var compression: Compression
+    /// When events are forced to the device (`sync`).
+    public var sync: SyncPolicy
+    /// The scanners (`scanners`).
+    public var scanners: ScannerConfiguration
+    /// How subscriptions are spread over the scanners (`routing_strategy`).
+    public var routingStrategy: RoutingStrategy
+
+    /// The smallest accepted segment size.
+    public static let minimumSegmentSize = 4096
+    /// The largest accepted segment size (byte positions are stored in 32 bits).
+    public static let maximumSegmentSize = 1 << 31
+
+    /// Creates a configuration; every parameter has the documented default.
+    public init(
+        segmentSize: Int = 64 * 1024 * 1024, indexIntervalBytes: Int = 4096, compression: Compression = .none,
+        sync: SyncPolicy = .none, scanners: ScannerConfiguration = ScannerConfiguration(),
+        routingStrategy: RoutingStrategy = .roundRobin
+    ) {
+        self.segmentSize = segmentSize
+        self.indexIntervalBytes = indexIntervalBytes
+        self.compression = compression
+        self.sync = sync
+        self.scanners = scanners
+        self.routingStrategy = routingStrategy
+    }
+
+    /// Checks every value; the error names the setting.
+    /// - Throws: ``ExarError/io(_:_:)`` of kind `InvalidInput`.
+    public func validate() throws(ExarError) {
+        func fail(_ key: String, _ why: String) -> ExarError { .io(.invalidInput, "\(key): \(why)") }
+        if segmentSize < Self.minimumSegmentSize || segmentSize > Self.maximumSegmentSize {
+            throw fail("segment_size", "must be between \(Self.minimumSegmentSize) and \(Self.maximumSegmentSize), got \(segmentSize)")
+        }
+        if indexIntervalBytes < 64 || indexIntervalBytes > segmentSize {
+            throw fail("index_interval_bytes", "must be between 64 and segment_size, got \(indexIntervalBytes)")
+        }
+        if case .interval(let milliseconds) = sync, milliseconds < 1 {
+            throw fail("sync", "interval must be at least 1 ms, got \(milliseconds)")
+        }
+        if scanners.count < 1 || scanners.count > 256 {
+            throw fail("scanners.nr_of_scanners", "must be between 1 and 256, got \(scanners.count)")
+        }
+        if scanners.sleepTimeMilliseconds < 1 {
+            throw fail("scanners.sleep_time_in_ms", "must be at least 1, got \(scanners.sleepTimeMilliseconds)")
+        }
+    }
+
+    /// The largest event (tags plus data bytes) a segment of this size can hold.
+    public var maximumEventBytes: Int {
+        segmentSize - Format.Segment.headerSize - Format.Batch.headerSize - Format.Record.headerSize
+    }
+}
+
+/// The level of a message the engine logs.
+public enum DatabaseLogLevel: String, Sendable, Comparable {
+    case debug, info, warning, error
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        let order: [Self] = [.debug, .info, .warning, .error]
+        return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
+    }
+}
+
+/// Where the engine's messages go (the server plugs swift-log in here).
+public typealias DatabaseLogHandler = @Sendable (DatabaseLogLevel, String) -> Void
+
+/// The settings of a database: where it lives and how its collections behave.
+public struct DatabaseConfiguration: Sendable {
+    /// The folder holding one folder per collection (`logs_path`).
+    public var logsPath: String
+    /// The settings of collections without their own.
+    public var defaults: CollectionConfiguration
+    /// Settings of named collections (already merged with the defaults).
+    public var collections: [String: CollectionConfiguration]
+    /// Receives what the engine reports (recovery, corruption); `nil` drops it.
+    public var logHandler: DatabaseLogHandler?
+
+    /// Creates a configuration.
+    public init(
+        logsPath: String, defaults: CollectionConfiguration = CollectionConfiguration(),
+        collections: [String: CollectionConfiguration] = [:], logHandler: DatabaseLogHandler? = nil
+    ) {
+        self.logsPath = logsPath
+        self.defaults = defaults
+        self.collections = collections
+        self.logHandler = logHandler
+    }
+
+    /// The settings of the collection `name`.
+    public func configuration(forCollection name: String) -> CollectionConfiguration {
+        collections[name] ?? defaults
+    }
+}

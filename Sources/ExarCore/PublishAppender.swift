@@ -1,0 +1,112 @@
+import ExarModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outcome of one publish call (a burst of events that got consecutive ids).
+public struct PublishResult: Sendable, Equatable {
+    /// The id of the burst's first event (when at least one was stored).
+    public var firstId: UInt64
+    /// How many of the burst's events were stored, in order: all of them unless `error` is set.
+    public var storedCount: Int
+    /// Why the rest of the burst was not stored.
+    public var error: ExarError?
+
+    /// The ids of the stored events.
+    public var ids: ClosedRange<UInt64>? {
+        storedCount > 0 ? firstId...(firstId + UInt64(storedCount) - 1) : nil
+    }
+}
+
+/// Appends the events of one publish call straight into the collection's pending buffer.
+///
+/// Each event is validated and encoded in its on-disk record form, so the writer copies bytes
+/// without decoding anything. Given to the closure of ``Collection/publish(_:completion:)``.
+public struct PublishAppender: ~Copyable {
+    var records: [UInt8]
+    let startCount: Int
+    let now: UInt64
+    let maximumEventBytes: Int
+    /// The number of events appended so far.
+    public private(set) var count = 0
+
+    init(records: consuming [UInt8], now: UInt64, maximumEventBytes: Int) {
+        self.records = records
+        self.startCount = self.records.count
+        self.now = now
+        self.maximumEventBytes = maximumEventBytes
+    }
+
+    /// Appends an event in its wire shape.
+    /// - Parameters:
+    ///   - timestamp: milliseconds since the Unix epoch, or `0` for now.
+    ///   - tags: the tags field, tags separated by single spaces.
+    ///   - data: the data bytes.
+    /// - Throws: ``ExarError/validation(_:)`` for empty tags, a newline in the data, or an event too
+    ///   large for a segment. Nothing of the event is appended then.
+    public mutating func append(
+        timestamp: UInt64, tags: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer
+    ) throws(ExarError) {
+        try EventValidation.validateTagsField(tags)
+        if memchr(data.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(UInt8(ascii: "\n")), data.count) != nil {
+            throw .validation(ValidationMessage.newlineInData)
+        }
+        try appendValidated(timestamp: timestamp, tags: tags, data: data)
+    }
+
+    /// Appends an event whose tags field and data were already validated (by the protocol decoder).
+    /// - Throws: ``ExarError/validation(_:)`` when the event is too large for a segment.
+    public mutating func appendValidated(
+        timestamp: UInt64, tags: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer
+    ) throws(ExarError) {
+        if tags.count + data.count > maximumEventBytes {
+            throw .validation("event of \(tags.count + data.count) bytes is larger than a segment can hold (\(maximumEventBytes))")
+        }
+        records.appendLE(timestamp == 0 ? now : timestamp)
+        records.appendLE(UInt32(tags.count))
+        records.appendLE(UInt32(data.count))
+        records.append(contentsOf: tags)
+        records.append(contentsOf: data)
+        count += 1
+    }
+
+    /// Appends an ``Event`` given through the library API (its id is ignored).
+    /// - Throws: ``ExarError/validation(_:)`` as ``Event/validated()`` does.
+    public mutating func append(_ event: Event) throws(ExarError) {
+        _ = try event.validated()
+        var tags = event.tags.joined(separator: " ")
+        var data = event.data
+        let timestamp = event.timestamp
+        let maximum = maximumEventBytes
+        if tags.utf8.count + data.utf8.count > maximum {
+            throw .validation("event of \(tags.utf8.count + data.utf8.count) bytes is larger than a segment can hold (\(maximum))")
+        }
+        tags.withUTF8 { tagBytes in
+            data.withUTF8 { dataBytes in
+                records.appendLE(timestamp == 0 ? now : timestamp)
+                records.appendLE(UInt32(tagBytes.count))
+                records.appendLE(UInt32(dataBytes.count))
+                records.append(contentsOf: UnsafeRawBufferPointer(tagBytes))
+                records.append(contentsOf: UnsafeRawBufferPointer(dataBytes))
+            }
+        }
+        count += 1
+    }
+
+    /// Gives the buffer back, without this call's events when `keep` is false.
+    consuming func finish(keep: Bool) -> [UInt8] {
+        var records = self.records
+        if !keep {
+            records.removeSubrange(startCount...)
+        }
+        return records
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the real-time clock.
+func currentTimeMilliseconds() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ExarModel
+
+/// A file of fixed size mapped read-write into memory; unmapped and closed exactly once, on deinit.
+///
+/// New files are preallocated (`posix_fallocate`), so that a full disk is an error at creation and
+/// never a `SIGBUS` when a page of the mapping is first written.
+final class MappedFile: @unchecked Sendable {
+    let path: String
+    let descriptor: Int32
+    let base: UnsafeMutableRawPointer
+    let size: Int
+
+    private init(path: String, descriptor: Int32, base: UnsafeMutableRawPointer, size: Int) {
+        self.path = path
+        self.descriptor = descriptor
+        self.base = base
+        self.size = size
+    }
+
+    deinit {
+        munmap(base, size)
+        close(descriptor)
+    }
+
+    /// Creates (or replaces) `path` as a zero-filled file of `size` bytes and maps it.
+    static func create(path: String, size: Int) throws(ExarError) -> MappedFile {
+        let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        do throws(ExarError) {
+            try preallocate(fd, size: size, path: path)
+            return try map(fd: fd, path: path, size: size)
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+    }
+
+    /// Maps the existing file at `path` with its current size.
+    static func open(path: String) throws(ExarError) -> MappedFile {
+        let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, O_RDWR | O_CLOEXEC) }
+        var info = stat()
+        if fstat(fd, &info) != 0 {
+            let code = errno
+            close(fd)
+            throw Syscall.error(code, "stat \(path)")
+        }
+        let size = Int(info.st_size)
+        if size <= 0 {
+            close(fd)
+            throw .io(.unexpectedEof, "empty file: \(path)")
+        }
+        do throws(ExarError) {
+            return try map(fd: fd, path: path, size: size)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    private static func preallocate(_ fd: Int32, size: Int, path: String) throws(ExarError) {
+        var result: Int32
+        repeat {
+            result = posix_fallocate(fd, 0, off_t(size))
+        } while result == EINTR
+        if result == 0 { return }
+        if result == EOPNOTSUPP || result == EINVAL {
+            // A file system without fallocate: size the file; pages are allocated on first write.
+            _ = try Syscall.retrying("ftruncate \(path)") { ftruncate(fd, off_t(size)) }
+            return
+        }
+        throw Syscall.error(result, "preallocate \(size) bytes for \(path)")
+    }
+
+    private static func map(fd: Int32, path: String, size: Int) throws(ExarError) -> MappedFile {
+        let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let address, address != MAP_FAILED else {
+            throw Syscall.error(errno, "mmap \(path)")
+        }
+        return MappedFile(path: path, descriptor: fd, base: address, size: size)
+    }
+
+    /// Writes the file's dirty pages (written through the mapping) and data to the device.
+    func sync() throws(ExarError) {
+        _ = try Syscall.retrying("fdatasync \(path)") { fdatasync(descriptor) }
+    }
+
+    /// The whole mapping as a read-only buffer.
+    var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base, count: size)
+    }
+}
+
+/// Small file-system helpers used by the engine.
+enum FileSystem {
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// Creates `path` and its missing parents (`mkdir -p`).
+    static func createDirectories(_ path: String) throws(ExarError) {
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            partial += "/" + component
+            if mkdir(partial, 0o755) != 0 {
+                let code = errno
+                if code != EEXIST {
+                    throw Syscall.error(code, "mkdir \(partial)")
+                }
+            }
+        }
+    }
+
+    /// The names of the entries of a directory.
+    static func contents(of path: String) throws(ExarError) -> [String] {
+        guard let directory = opendir(path) else {
+            throw Syscall.error(errno, "opendir \(path)")
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    /// The size of the file at `path`, or `nil` when it cannot be read.
+    static func size(of path: String) -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int(info.st_size)
+    }
+
+    /// Flushes a directory's entries (new file names) to the device.
+    static func syncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import CLZ4
+import ExarModel
+
+/// What opening a collection found and did, for the log and for tests.
+public struct RecoveryNote: Sendable, Equatable, CustomStringConvertible {
+    /// What kind of repair this is.
+    public enum Kind: Sendable, Equatable {
+        /// A torn or corrupt tail of the last segment was zeroed.
+        case truncatedTail
+        /// An index or tag file was missing or stale and was rebuilt.
+        case rebuiltIndex
+        /// A sealed segment holds bytes that are not valid batches (kept, never served).
+        case corruptSealedSegment
+        /// A segment file that could not be used was replaced (empty or without a header).
+        case replacedSegment
+    }
+
+    /// The kind of repair.
+    public var kind: Kind
+    /// The file concerned.
+    public var path: String
+    /// What was found and done, in words.
+    public var detail: String
+
+    public var description: String { "\(path): \(detail)" }
+}
+
+extension Segment {
+    /// Opens an existing segment; validates and repairs it.
+    ///
+    /// The last segment of a collection (`isLast`) is checked batch by batch and its torn or corrupt
+    /// tail zeroed; a sealed segment is trusted to its recorded end (readers verify checksums). A
+    /// missing or stale index or tag file is rebuilt.
+    static func open(directory: String, baseId: UInt64, indexInterval: Int, isLast: Bool,
+                     notes: inout [RecoveryNote]) throws(ExarError) -> Segment {
+        let paths = paths(directory: directory, baseId: baseId)
+        let log = try MappedFile.open(path: paths.log)
+        guard log.size >= Format.Segment.headerSize + Format.Batch.headerSize + Format.Record.headerSize else {
+            throw .io(.invalidData, "segment file too small (\(log.size) bytes): \(paths.log)")
+        }
+        let base = UnsafeRawPointer(log.base)
+        let headerIntact = base.loadLE(at: 0, as: UInt64.self) == Format.Segment.magic
+            && base.loadLE(at: Format.Segment.baseIdOffset, as: UInt64.self) == baseId
+        if !headerIntact {
+            notes.append(RecoveryNote(kind: .replacedSegment, path: paths.log, detail: "segment header missing or damaged; rewritten"))
+            writeSegmentHeader(log, baseId: baseId)
+        }
+
+        let sealedFlag = base.loadLE(at: Format.Segment.flagsOffset, as: UInt32.self) & Format.Segment.sealedFlag != 0
+        let recordedEnd = Int(base.loadLE(at: Format.Segment.sealedEndOffset, as: UInt64.self))
+        let recordedCount = base.loadLE(at: Format.Segment.eventCountOffset, as: UInt64.self)
+        var dataEnd: Int
+        var nextId: UInt64
+        var trusted = false
+        if headerIntact && sealedFlag && recordedEnd >= Format.Segment.headerSize && recordedEnd <= log.size
+            && BatchProbe.probe(base, position: recordedEnd, limit: log.size, expectedBaseId: nil, verifyChecksum: false) == .end {
+            dataEnd = recordedEnd
+            nextId = baseId + recordedCount
+            trusted = true
+        } else {
+            let scan = scanValidPrefix(log, baseId: baseId)
+            dataEnd = scan.end
+            nextId = scan.nextId
+            if let problem = scan.problem {
+                if isLast {
+                    let cut = zeroTail(log, from: dataEnd)
+                    notes.append(RecoveryNote(kind: .truncatedTail, path: paths.log,
+                                              detail: "\(problem); cut \(cut) bytes from position \(dataEnd), events continue at id \(nextId)"))
+                } else {
+                    notes.append(RecoveryNote(kind: .corruptSealedSegment, path: paths.log,
+                                              detail: "\(problem); bytes after position \(dataEnd) kept but not served"))
+                }
+            }
+        }
+
+        let (index, tags, count) = try openOrRebuildIndex(
+            log: log, baseId: baseId, dataEnd: dataEnd, interval: indexInterval, trusted: trusted, paths: paths,
+            notes: &notes)
+        let segment = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: indexInterval,
+                              dataEnd: dataEnd, nextId: nextId, indexCount: count, sealed: !isLast)
+        if trusted {
+            // Sealed batches are checked by readers the first time they are read in this process.
+            segment.verifiedEnd.store(Format.Segment.headerSize, ordering: .relaxed)
+        }
+        if isLast && sealedFlag {
+            segment.unseal()
+        }
+        if !isLast && !sealedFlag {
+            segment.seal()
+        }
+        return segment
+    }
+
+    /// Walks batches from the start, checking checksums, id continuity and record structure, to the
+    /// first bad one.
+    static func scanValidPrefix(_ log: MappedFile, baseId: UInt64) -> (end: Int, nextId: UInt64, problem: String?) {
+        var position = Format.Segment.headerSize
+        var nextId = baseId
+        let base = UnsafeRawPointer(log.base)
+        let scratch = DecompressionBuffer()
+        while true {
+            switch BatchProbe.probe(base, position: position, limit: log.size, expectedBaseId: nextId, verifyChecksum: true) {
+            case .end:
+                // Zero length: the rest must be zero too, else it is a torn write that began with zeros.
+                if let garbage = firstNonZero(log, from: position) {
+                    return (position, nextId, "non-zero bytes at \(garbage) after the end of data")
+                }
+                return (position, nextId, nil)
+            case .invalid(let reason):
+                return (position, nextId, reason)
+            case .batch(let header):
+                guard let payload = scratch.payload(of: base + position, header) else {
+                    return (position, nextId, "batch at \(position) does not decompress")
+                }
+                if !RecordWalk.isWellFormed(payload, count: header.count) {
+                    return (position, nextId, "batch at \(position) holds malformed records")
+                }
+                position += header.totalSize
+                nextId = header.endId
+            }
+        }
+    }
+
+    private static func firstNonZero(_ log: MappedFile, from position: Int) -> Int? {
+        let bytes = log.bytes
+        var index = position
+        // Word-at-a-time scan of the (usually long) zero tail.
+        while index + 8 <= bytes.count {
+            if bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) != 0 {
+                while bytes[index] == 0 { index += 1 }
+                return index
+            }
+            index += 8
+        }
+        while index < bytes.count {
+            if bytes[index] != 0 { return index }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Zeroes the segment from `position` to its last non-zero byte; returns the bytes cleared.
+    private static func zeroTail(_ log: MappedFile, from position: Int) -> Int {
+        guard firstNonZero(log, from: position) != nil else { return 0 }
+        var last = log.size - 1
+        while last >= position && log.bytes[last] == 0 { last -= 1 }
+        let count = last + 1 - position
+        (log.base + position).initializeMemory(as: UInt8.self, repeating: 0, count: count)
+        try? log.sync()
+        return count
+    }
+
+    /// Opens the index and tag files when they match the segment, else rebuilds both.
+    private static func openOrRebuildIndex(
+        log: MappedFile, baseId: UInt64, dataEnd: Int, interval: Int, trusted: Bool,
+        paths: (log: String, index: String, tags: String), notes: inout [RecoveryNote]
+    ) throws(ExarError) -> (MappedFile, MappedFile, Int) {
+        if trusted,
+            let index = try? MappedFile.open(path: paths.index),
+            let tags = try? MappedFile.open(path: paths.tags),
+            let count = sealedIndexCount(index: index, tags: tags, baseId: baseId, dataEnd: dataEnd, log: log)
+        {
+            return (index, tags, count)
+        }
+        let capacity = indexCapacity(segmentSize: log.size, interval: interval)
+        let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: interval)
+        let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
+        let rebuilt = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: interval,
+                              dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, sealed: false)
+        let count = rebuilt.reindex(upTo: dataEnd)
+        if dataEnd > Format.Segment.headerSize || trusted {
+            notes.append(RecoveryNote(kind: .rebuiltIndex, path: paths.index,
+                                      detail: "index and tag bitmaps rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
+        }
+        return (index, tags, count)
+    }
+
+    /// The entry count of a sealed index/tags pair that agrees with the segment, or `nil` if stale.
+    private static func sealedIndexCount(index: MappedFile, tags: MappedFile, baseId: UInt64, dataEnd: Int,
+                                         log: MappedFile) -> Int? {
+        let i = UnsafeRawPointer(index.base)
+        let t = UnsafeRawPointer(tags.base)
+        guard index.size >= Format.Index.headerSize, tags.size >= Format.Tags.headerSize + Format.Tags.segmentBits / 8,
+            i.loadLE(at: 0, as: UInt64.self) == Format.Index.magic, t.loadLE(at: 0, as: UInt64.self) == Format.Tags.magic,
+            i.loadLE(at: Format.Index.baseIdOffset, as: UInt64.self) == baseId,
+            t.loadLE(at: Format.Tags.baseIdOffset, as: UInt64.self) == baseId,
+            Int(i.loadLE(at: Format.Index.dataEndOffset, as: UInt64.self)) == dataEnd,
+            Int(t.loadLE(at: Format.Tags.dataEndOffset, as: UInt64.self)) == dataEnd,
+            t.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self) == UInt32(Format.Tags.segmentBits),
+            t.loadLE(at: Format.Tags.blockBitsOffset, as: UInt32.self) == UInt32(Format.Tags.blockBits)
+        else { return nil }
+        let capacity = Int(i.loadLE(at: Format.Index.capacityOffset, as: UInt32.self))
+        let count = Int(i.loadLE(at: Format.Index.countOffset, as: UInt32.self))
+        let blockCapacity = Int(t.loadLE(at: Format.Tags.blockCapacityOffset, as: UInt32.self))
+        guard count <= capacity, count <= blockCapacity,
+            index.size >= Format.Index.headerSize + capacity * Format.Index.entrySize,
+            tags.size >= Format.Tags.headerSize + Format.Tags.segmentBits / 8 + blockCapacity * Format.Tags.blockBits / 8,
+            Int(t.loadLE(at: Format.Tags.blockCountOffset, as: UInt32.self)) == count
+        else { return nil }
+        // Every entry must point at a batch header carrying the entry's id.
+        var previous = 0
+        for number in 0..<count {
+            let entry = i + Format.Index.headerSize + number * Format.Index.entrySize
+            let id = baseId + UInt64(entry.loadLE(at: 0, as: UInt32.self))
+            let position = Int(entry.loadLE(at: 4, as: UInt32.self))
+            guard position > previous, position + Format.Batch.headerSize <= dataEnd,
+                UnsafeRawPointer(log.base).loadLE(at: position + 8, as: UInt64.self) == id
+            else { return nil }
+            previous = position
+        }
+        return count
+    }
+
+    /// Rebuilds index entries and tag bitmaps over the batches below `end`; returns the entry count.
+    /// Stops at the first batch it cannot read.
+    func reindex(upTo end: Int) -> Int {
+        var position = Format.Segment.headerSize
+        let scratch = DecompressionBuffer()
+        while position < end {
+            guard case .batch(let header) = BatchProbe.probe(
+                UnsafeRawPointer(log.base), position: position, limit: end, expectedBaseId: nil, verifyChecksum: false)
+            else { break }
+            guard let payload = scratch.payload(of: UnsafeRawPointer(log.base + position), header) else { break }
+            reindexBatch(at: position, header: header, payload: payload)
+            position += header.totalSize
+        }
+        commit()
+        return publishedIndexCount.load(ordering: .relaxed)
+    }
+}

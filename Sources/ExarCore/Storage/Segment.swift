@@ -1,0 +1,337 @@
+import CLZ4
+import ExarModel
+import Synchronization
+
+/// One segment of a collection: the mapped log file, its sparse index and its tag bitmaps.
+///
+/// The writer thread alone mutates a segment (`append`, `seal`); readers use the atomics:
+/// bytes below `committedEnd` never change once it has moved past them.
+final class Segment: @unchecked Sendable {
+    let baseId: UInt64
+    let log: MappedFile
+    let index: MappedFile
+    let tags: MappedFile
+    let indexInterval: Int
+
+    /// End of the bytes readers may see (release by the writer, acquire by readers).
+    let committedEnd: Atomic<Int>
+    /// Number of index entries (and tag blocks) readers may use; entries past `committedEnd` are ignored.
+    let publishedIndexCount: Atomic<Int>
+    /// Bytes below this were checked (written by this process or verified by a reader): no CRC needed.
+    let verifiedEnd: Atomic<Int>
+    /// Set once the segment is full and a newer one exists, or when the database closes.
+    let isSealed: Atomic<Bool>
+
+    // Writer-only state.
+    private(set) var writeEnd: Int
+    private(set) var nextId: UInt64
+    private var indexCount: Int
+    private var lastIndexedPosition: Int
+
+    var capacity: Int { log.size }
+    var indexCapacity: Int { Int(index.base.loadLE(at: Format.Index.capacityOffset, as: UInt32.self)) }
+    var path: String { log.path }
+
+    init(baseId: UInt64, log: MappedFile, index: MappedFile, tags: MappedFile, indexInterval: Int,
+         dataEnd: Int, nextId: UInt64, indexCount: Int, sealed: Bool) {
+        self.baseId = baseId
+        self.log = log
+        self.index = index
+        self.tags = tags
+        self.indexInterval = indexInterval
+        self.committedEnd = Atomic(dataEnd)
+        self.publishedIndexCount = Atomic(indexCount)
+        self.verifiedEnd = Atomic(dataEnd)
+        self.isSealed = Atomic(sealed)
+        self.writeEnd = dataEnd
+        self.nextId = nextId
+        self.indexCount = indexCount
+        self.lastIndexedPosition = indexCount > 0
+            ? Int(index.base.loadLE(at: Format.Index.headerSize + (indexCount - 1) * Format.Index.entrySize + 4,
+                                    as: UInt32.self))
+            : Int.min / 2
+    }
+
+    // MARK: File names and creation
+
+    static func paths(directory: String, baseId: UInt64) -> (log: String, index: String, tags: String) {
+        let stem = directory + "/" + Format.fileStem(baseId: baseId)
+        return (stem + ".log", stem + ".index", stem + ".tags")
+    }
+
+    static func indexCapacity(segmentSize: Int, interval: Int) -> Int {
+        segmentSize / max(interval, 1) + 2
+    }
+
+    /// Creates a new, empty segment and its index and tag files.
+    static func create(directory: String, baseId: UInt64, size: Int, indexInterval: Int) throws(ExarError) -> Segment {
+        let paths = paths(directory: directory, baseId: baseId)
+        let log = try MappedFile.create(path: paths.log, size: size)
+        writeSegmentHeader(log, baseId: baseId)
+        let capacity = indexCapacity(segmentSize: size, interval: indexInterval)
+        do {
+            let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: indexInterval)
+            let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
+            FileSystem.syncDirectory(directory)
+            return Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: indexInterval,
+                           dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, sealed: false)
+        } catch {
+            FileSystem.remove(paths.log)
+            FileSystem.remove(paths.index)
+            throw error
+        }
+    }
+
+    static func writeSegmentHeader(_ log: MappedFile, baseId: UInt64) {
+        let base = log.base
+        base.storeLE(Format.Segment.magic, at: 0)
+        base.storeLE(Format.Segment.version, at: 8)
+        base.storeLE(UInt32(0), at: Format.Segment.flagsOffset)
+        base.storeLE(baseId, at: Format.Segment.baseIdOffset)
+        base.storeLE(UInt64(log.size), at: Format.Segment.fileSizeOffset)
+        base.storeLE(UInt64(0), at: Format.Segment.sealedEndOffset)
+        base.storeLE(UInt64(0), at: Format.Segment.eventCountOffset)
+    }
+
+    static func createIndexFile(path: String, baseId: UInt64, capacity: Int, interval: Int) throws(ExarError) -> MappedFile {
+        let file = try MappedFile.create(path: path, size: Format.Index.headerSize + capacity * Format.Index.entrySize)
+        file.base.storeLE(Format.Index.magic, at: 0)
+        file.base.storeLE(Format.version, at: 8)
+        file.base.storeLE(UInt32(interval), at: Format.Index.intervalOffset)
+        file.base.storeLE(baseId, at: Format.Index.baseIdOffset)
+        file.base.storeLE(UInt32(capacity), at: Format.Index.capacityOffset)
+        return file
+    }
+
+    static func createTagsFile(path: String, baseId: UInt64, capacity: Int) throws(ExarError) -> MappedFile {
+        let size = Format.Tags.headerSize + Format.Tags.segmentBits / 8 + capacity * (Format.Tags.blockBits / 8)
+        let file = try MappedFile.create(path: path, size: size)
+        file.base.storeLE(Format.Tags.magic, at: 0)
+        file.base.storeLE(Format.version, at: 8)
+        file.base.storeLE(UInt32(Format.Tags.segmentBits), at: Format.Tags.segmentBitsOffset)
+        file.base.storeLE(baseId, at: Format.Tags.baseIdOffset)
+        file.base.storeLE(UInt32(Format.Tags.blockBits), at: Format.Tags.blockBitsOffset)
+        file.base.storeLE(UInt32(capacity), at: Format.Tags.blockCapacityOffset)
+        return file
+    }
+
+    // MARK: Writing (writer thread only)
+
+    /// The room left for one batch's payload.
+    var freePayloadBytes: Int {
+        capacity - writeEnd - Format.Batch.headerSize
+    }
+
+    /// Whether nothing has been written to the segment.
+    var isEmpty: Bool { writeEnd == Format.Segment.headerSize }
+
+    /// Writes one batch of `count` encoded records; the caller checked that `records` fits.
+    /// Makes nothing visible to readers: ``commit()`` does.
+    func append(records: UnsafeRawBufferPointer, count: Int, firstTimestamp: UInt64, lastTimestamp: UInt64,
+                compress: Bool) {
+        precondition(records.count <= freePayloadBytes, "batch does not fit the segment")
+        let position = writeEnd
+        let pointer = log.base + position
+        let payload = pointer + Format.Batch.headerSize
+        var stored = records.count
+        var flags: UInt16 = 0
+        if compress && records.count > 64 {
+            let compressed = LZ4_compress_default(
+                records.baseAddress!.assumingMemoryBound(to: CChar.self),
+                payload.assumingMemoryBound(to: CChar.self),
+                Int32(records.count), Int32(records.count - 1))
+            if compressed > 0 {
+                stored = Int(compressed)
+                flags = Format.Batch.lz4Flag
+            }
+        }
+        if flags == 0 {
+            payload.copyMemory(from: records.baseAddress!, byteCount: records.count)
+        }
+        BatchHeader.write(at: pointer, storedLength: stored, baseId: nextId, count: count, flags: flags,
+                          firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, rawLength: records.count)
+        indexBatch(at: position, baseId: nextId, records: records)
+        writeEnd = position + Format.Batch.headerSize + stored
+        nextId += UInt64(count)
+    }
+
+    /// Indexes a batch already in the file (rebuilding the index and bitmaps of a reopened segment).
+    func reindexBatch(at position: Int, header: BatchHeader, payload: UnsafeRawBufferPointer) {
+        indexBatch(at: position, baseId: header.baseId, records: payload)
+        writeEnd = position + header.totalSize
+        nextId = header.endId
+    }
+
+    /// Adds an index entry for the batch at `position` when due, and its tags to the bitmaps.
+    private func indexBatch(at position: Int, baseId: UInt64, records: UnsafeRawBufferPointer) {
+        if position - lastIndexedPosition >= indexInterval && indexCount < indexCapacity {
+            let entry = index.base + Format.Index.headerSize + indexCount * Format.Index.entrySize
+            entry.storeLE(UInt32(truncatingIfNeeded: baseId - self.baseId), at: 0)
+            entry.storeLE(UInt32(position), at: 4)
+            indexCount += 1
+            lastIndexedPosition = position
+        }
+        let segmentBitmap = tags.base + Format.Tags.headerSize
+        let blockBitmap = segmentBitmap + Format.Tags.segmentBits / 8 + (indexCount - 1) * (Format.Tags.blockBits / 8)
+        RecordWalk.forEach(records) { record in
+            TagBloom.forEachTag(in: record.tags) { tag in
+                let hash = TagHash(tag)
+                TagBloom.insert(hash, into: segmentBitmap, bits: Format.Tags.segmentBits, hashes: Format.Tags.segmentHashes)
+                TagBloom.insert(hash, into: blockBitmap, bits: Format.Tags.blockBits, hashes: Format.Tags.blockHashes)
+            }
+            return true
+        }
+    }
+
+    /// Makes every appended batch visible to readers.
+    func commit() {
+        verifiedEnd.store(writeEnd, ordering: .releasing)
+        publishedIndexCount.store(indexCount, ordering: .releasing)
+        committedEnd.store(writeEnd, ordering: .releasing)
+    }
+
+    /// Records the end of data in the headers of the three files, so a later open needs no scan.
+    func seal() {
+        let eventCount = nextId - baseId
+        log.base.storeLE(UInt64(writeEnd), at: Format.Segment.sealedEndOffset)
+        log.base.storeLE(eventCount, at: Format.Segment.eventCountOffset)
+        log.base.storeLE(Format.Segment.sealedFlag, at: Format.Segment.flagsOffset)
+        index.base.storeLE(UInt32(indexCount), at: Format.Index.countOffset)
+        index.base.storeLE(UInt64(writeEnd), at: Format.Index.dataEndOffset)
+        tags.base.storeLE(UInt32(indexCount), at: Format.Tags.blockCountOffset)
+        tags.base.storeLE(UInt64(writeEnd), at: Format.Tags.dataEndOffset)
+        isSealed.store(true, ordering: .releasing)
+    }
+
+    /// Clears the sealed marks of a segment reopened to take more events.
+    func unseal() {
+        log.base.storeLE(UInt32(0), at: Format.Segment.flagsOffset)
+        log.base.storeLE(UInt64(0), at: Format.Segment.sealedEndOffset)
+        log.base.storeLE(UInt64(0), at: Format.Segment.eventCountOffset)
+        index.base.storeLE(UInt32(0), at: Format.Index.countOffset)
+        index.base.storeLE(UInt64(0), at: Format.Index.dataEndOffset)
+        tags.base.storeLE(UInt32(0), at: Format.Tags.blockCountOffset)
+        tags.base.storeLE(UInt64(0), at: Format.Tags.dataEndOffset)
+        isSealed.store(false, ordering: .releasing)
+    }
+
+    /// Writes the three files to the device.
+    func sync() throws(ExarError) {
+        try log.sync()
+        try index.sync()
+        try tags.sync()
+    }
+
+    // MARK: Reading (any thread)
+
+    /// The index entry `number`: the id and byte position of a batch.
+    @inline(__always)
+    func indexEntry(_ number: Int) -> (id: UInt64, position: Int) {
+        let entry = UnsafeRawPointer(index.base) + Format.Index.headerSize + number * Format.Index.entrySize
+        return (baseId + UInt64(entry.loadLE(at: 0, as: UInt32.self)), Int(entry.loadLE(at: 4, as: UInt32.self)))
+    }
+
+    /// The number of index entries that point below `end`.
+    func usableIndexCount(below end: Int) -> Int {
+        var count = min(publishedIndexCount.load(ordering: .acquiring), indexCapacity)
+        while count > 0 && indexEntry(count - 1).position >= end { count -= 1 }
+        return count
+    }
+
+    /// The position of the last indexed batch that starts at or before `id` (or the first batch).
+    func seekPosition(for id: UInt64, end: Int) -> Int {
+        var low = 0
+        var high = usableIndexCount(below: end)  // entries [0, high)
+        var best = Format.Segment.headerSize
+        while low < high {
+            let middle = (low + high) / 2
+            let entry = indexEntry(middle)
+            if entry.id <= id {
+                best = entry.position
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return best
+    }
+
+    /// The number of the index block holding the batch at `position`, or `nil` before the first entry.
+    func block(containing position: Int, count: Int) -> Int? {
+        var low = 0
+        var high = count
+        var best: Int?
+        while low < high {
+            let middle = (low + high) / 2
+            if indexEntry(middle).position <= position {
+                best = middle
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return best
+    }
+
+    func segmentMayContain(_ hash: TagHash) -> Bool {
+        TagBloom.mayContain(hash, in: tags.base + Format.Tags.headerSize, bits: Format.Tags.segmentBits,
+                            hashes: Format.Tags.segmentHashes)
+    }
+
+    func blockMayContain(_ block: Int, _ hash: TagHash) -> Bool {
+        let bitmap = tags.base + Format.Tags.headerSize + Format.Tags.segmentBits / 8 + block * (Format.Tags.blockBits / 8)
+        return TagBloom.mayContain(hash, in: bitmap, bits: Format.Tags.blockBits, hashes: Format.Tags.blockHashes)
+    }
+}
+
+/// One event record inside a raw (uncompressed) batch payload.
+struct RecordView {
+    var timestamp: UInt64
+    var tags: UnsafeRawBufferPointer
+    var data: UnsafeRawBufferPointer
+}
+
+/// Walks the records of a raw batch payload.
+enum RecordWalk {
+    /// Calls `body` for each record in order until it returns `false`; returns the number visited.
+    /// Stops early (returning fewer) at a record whose lengths run past the payload.
+    @discardableResult
+    @inline(__always)
+    static func forEach(_ payload: UnsafeRawBufferPointer, _ body: (RecordView) -> Bool) -> Int {
+        guard let base = payload.baseAddress else { return 0 }
+        var offset = 0
+        var visited = 0
+        let end = payload.count
+        while offset + Format.Record.headerSize <= end {
+            let timestamp = base.loadLE(at: offset, as: UInt64.self)
+            let tagsLength = Int(base.loadLE(at: offset + 8, as: UInt32.self))
+            let dataLength = Int(base.loadLE(at: offset + 12, as: UInt32.self))
+            let tagsStart = offset + Format.Record.headerSize
+            guard tagsLength <= end - tagsStart, dataLength <= end - tagsStart - tagsLength else { break }
+            let record = RecordView(
+                timestamp: timestamp,
+                tags: UnsafeRawBufferPointer(start: base + tagsStart, count: tagsLength),
+                data: UnsafeRawBufferPointer(start: base + tagsStart + tagsLength, count: dataLength))
+            offset = tagsStart + tagsLength + dataLength
+            visited += 1
+            if !body(record) { break }
+        }
+        return visited
+    }
+
+    /// Whether `payload` holds exactly `count` records and nothing else.
+    static func isWellFormed(_ payload: UnsafeRawBufferPointer, count: Int) -> Bool {
+        var consumed = 0
+        let visited = forEach(payload) { record in
+            consumed = record.data.baseAddress! + record.data.count - payload.baseAddress!
+            return true
+        }
+        return visited == count && consumed == payload.count
+    }
+
+    /// The size of one encoded record.
+    @inline(__always)
+    static func encodedSize(tags: Int, data: Int) -> Int {
+        Format.Record.headerSize + tags + data
+    }
+}

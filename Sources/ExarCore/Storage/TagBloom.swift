@@ -1,0 +1,92 @@
+/// Bloom bitmaps of tags: a tag sets `hashes` bits of a bitmap of `bits` bits (a power of two).
+///
+/// Bits are only ever set, never cleared, so a reader that sees a committed end also sees at
+/// least the bits of every tag stored before it.
+struct TagHash: Sendable, Equatable {
+    let h1: UInt32
+    let h2: UInt32
+
+    /// FNV-1a (64 bit) of the tag's bytes, split in two halves for double hashing.
+    init(_ tag: UnsafeRawBufferPointer) {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in tag {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        h1 = UInt32(truncatingIfNeeded: hash)
+        h2 = UInt32(truncatingIfNeeded: hash >> 32) | 1
+    }
+
+    init(_ tag: String) {
+        var tag = tag
+        self = tag.withUTF8 { TagHash(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+enum TagBloom {
+    @inline(__always)
+    static func insert(_ hash: TagHash, into bitmap: UnsafeMutableRawPointer, bits: Int, hashes: Int) {
+        let mask = UInt32(bits - 1)
+        for i in 0..<UInt32(hashes) {
+            let bit = Int((hash.h1 &+ i &* hash.h2) & mask)
+            let byte = bitmap.advanced(by: bit >> 3)
+            let old = byte.load(as: UInt8.self)
+            let new = old | UInt8(1 << (bit & 7))
+            if new != old { byte.storeBytes(of: new, as: UInt8.self) }
+        }
+    }
+
+    @inline(__always)
+    static func mayContain(_ hash: TagHash, in bitmap: UnsafeRawPointer, bits: Int, hashes: Int) -> Bool {
+        let mask = UInt32(bits - 1)
+        for i in 0..<UInt32(hashes) {
+            let bit = Int((hash.h1 &+ i &* hash.h2) & mask)
+            if bitmap.load(fromByteOffset: bit >> 3, as: UInt8.self) & UInt8(1 << (bit & 7)) == 0 {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Calls `body` with each space-separated tag of a tags field.
+    @inline(__always)
+    static func forEachTag(in tags: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var start = 0
+        let count = tags.count
+        var index = 0
+        while index <= count {
+            if index == count || tags[index] == UInt8(ascii: " ") {
+                if index > start {
+                    body(UnsafeRawBufferPointer(rebasing: tags[start..<index]))
+                }
+                start = index + 1
+            }
+            index += 1
+        }
+    }
+
+    /// Whether the space-separated tags field contains `tag` as one of its tags.
+    static func fieldContains(_ tags: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer) -> Bool {
+        let count = tags.count
+        let length = tag.count
+        guard length > 0, length <= count, let base = tags.baseAddress, let needle = tag.baseAddress else {
+            return false
+        }
+        var start = 0
+        while start + length <= count {
+            // Find the end of the tag that starts at `start`.
+            var end = start
+            while end < count && base.load(fromByteOffset: end, as: UInt8.self) != UInt8(ascii: " ") {
+                end += 1
+            }
+            if end - start == length && memcmp(base + start, needle, length) == 0 {
+                return true
+            }
+            start = end + 1
+        }
+        return false
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,142 @@
+import ExarModel
+import Synchronization
+
+/// The events of a subscription as an `AsyncSequence`, buffered up to a bound: when the buffer is
+/// full the subscription pauses until the consumer has taken half of it.
+public final class EventStream: AsyncSequence, Sendable {
+    public typealias Element = Event
+
+    private struct State {
+        var buffer: [Event] = []
+        var head = 0
+        var end: SubscriptionEnd?
+        var waiter: CheckedContinuation<Event?, any Error>?
+        var paused = false
+    }
+
+    private let state = Mutex(State())
+    private let capacity: Int
+    private let subscriptionBox = Mutex<Subscription?>(nil)
+
+    init(capacity: Int) {
+        self.capacity = Swift.max(capacity, 2)
+    }
+
+    func attach(_ subscription: Subscription) {
+        subscriptionBox.withLock { $0 = subscription }
+    }
+
+    /// Stops the subscription; the iterator then ends.
+    public func cancel() {
+        subscriptionBox.withLock { $0 }?.cancel()
+        let waiter = state.withLock { state -> CheckedContinuation<Event?, any Error>? in
+            if state.end == nil { state.end = .endOfStream }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: EventStream
+
+        /// The next event, `nil` at the end of the stream.
+        /// - Throws: ``ExarError/eventStream(_:)`` `Closed` when the database closed under the subscription.
+        public mutating func next() async throws -> Event? {
+            try await stream.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(stream: self)
+    }
+
+    private func next() async throws -> Event? {
+        enum Step {
+            case event(Event, resume: Bool)
+            case end(SubscriptionEnd)
+            case wait
+        }
+        let step = state.withLock { state -> Step in
+            if state.head < state.buffer.count {
+                let event = state.buffer[state.head]
+                state.head += 1
+                if state.head == state.buffer.count {
+                    state.buffer.removeAll(keepingCapacity: true)
+                    state.head = 0
+                }
+                var resume = false
+                if state.paused && state.buffer.count - state.head <= capacity / 2 {
+                    state.paused = false
+                    resume = true
+                }
+                return .event(event, resume: resume)
+            }
+            if let end = state.end { return .end(end) }
+            return .wait
+        }
+        switch step {
+        case .event(let event, let resume):
+            if resume { subscriptionBox.withLock { $0 }?.resume() }
+            return event
+        case .end(let end):
+            if end == .closed { throw ExarError.eventStream(.closed) }
+            return nil
+        case .wait:
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    let immediate = state.withLock { state -> Result<Event?, any Error>? in
+                        if state.head < state.buffer.count {
+                            let event = state.buffer[state.head]
+                            state.head += 1
+                            return .success(event)
+                        }
+                        if let end = state.end {
+                            return end == .closed ? .failure(ExarError.eventStream(.closed)) : .success(nil)
+                        }
+                        state.waiter = continuation
+                        return nil
+                    }
+                    if let immediate { continuation.resume(with: immediate) }
+                }
+            } onCancel: {
+                cancel()
+            }
+        }
+    }
+}
+
+extension EventStream: SubscriptionSink {
+    public func receive(_ view: EventView) -> Bool {
+        let event = view.makeEvent()
+        let (waiter, wantsMore) = state.withLock { state -> (CheckedContinuation<Event?, any Error>?, Bool) in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return (waiter, true)
+            }
+            state.buffer.append(event)
+            if state.buffer.count - state.head >= capacity {
+                state.paused = true
+                return (nil, false)
+            }
+            return (nil, true)
+        }
+        waiter?.resume(returning: event)
+        return wantsMore
+    }
+
+    public func flush() {}
+
+    public func finish(_ end: SubscriptionEnd) {
+        let waiter = state.withLock { state -> CheckedContinuation<Event?, any Error>? in
+            if state.end == nil { state.end = end }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        if end == .closed {
+            waiter?.resume(throwing: ExarError.eventStream(.closed))
+        } else {
+            waiter?.resume(returning: nil)
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import ExarModel
+import Foundation
+
+/// One scanner thread of a collection: it catches its subscriptions up and then tails the log.
+///
+/// Each pass groups the ready subscriptions by their next id, so subscriptions at the same place
+/// (every live one that has caught up) share one read of the new events. A pass reads a bounded
+/// amount per group, so a long catch-up never holds back the tailing subscriptions for long.
+/// The thread sleeps until a commit, a new subscription, a resume or a cancel wakes it, or
+/// `sleep_time_in_ms` passes.
+final class Scanner: @unchecked Sendable {
+    private let log: CollectionLog
+    private let sleepTime: TimeInterval
+    private let reader: LogReader
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var subscriptions: [Subscription] = []
+    private var signaled = false
+    private var stopping = false
+    private var running = false
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Events handed to one group in one pass, and batches examined, before the next group's turn.
+    static let eventsPerPass = 4096
+    static let batchesPerPass = 512
+
+    init(log: CollectionLog, sleepTimeMilliseconds: Int) {
+        self.log = log
+        self.sleepTime = Double(sleepTimeMilliseconds) / 1000
+        self.reader = LogReader(report: { [weak log] message in log?.log(.error, message) })
+    }
+
+    func start(number: Int) {
+        condition.lock()
+        running = true
+        condition.unlock()
+        let thread = Thread { [self] in run() }
+        thread.name = "exar-scanner-\(log.name)-\(number)"
+        thread.start()
+    }
+
+    /// Adds a subscription; it is served from the next pass.
+    func add(_ subscription: Subscription) throws(ExarError) {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping {
+            throw .eventStream(.closed)
+        }
+        subscriptions.append(subscription)
+        signaled = true
+        condition.signal()
+    }
+
+    /// Wakes the thread for a commit, a resume or a cancel.
+    func wake() {
+        condition.lock()
+        signaled = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Ends every subscription with ``SubscriptionEnd/closed`` and stops the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        let wasRunning = running
+        condition.signal()
+        condition.unlock()
+        if wasRunning { done.wait() }
+    }
+
+    /// The number of subscriptions held (finished ones leave at the end of a pass).
+    var subscriptionCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return subscriptions.count
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            if !signaled && !stopping {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: sleepTime))
+            }
+            signaled = false
+            if stopping {
+                let remaining = subscriptions
+                subscriptions.removeAll()
+                running = false
+                condition.unlock()
+                for subscription in remaining where !subscription.finished && !subscription.isCancelled {
+                    subscription.sink.finish(.closed)
+                }
+                done.signal()
+                return
+            }
+            let current = subscriptions
+            condition.unlock()
+
+            let moreReady = servePass(current)
+
+            condition.lock()
+            subscriptions.removeAll { $0.finished || $0.isCancelled }
+            if moreReady { signaled = true }
+            condition.unlock()
+        }
+    }
+
+    /// Serves every ready subscription once; returns whether some may have more to read at once.
+    private func servePass(_ subscriptions: [Subscription]) -> Bool {
+        var groups: [UInt64: [Subscription]] = [:]
+        for subscription in subscriptions where subscription.isReady {
+            groups[subscription.cursor.nextId, default: []].append(subscription)
+        }
+        var moreReady = false
+        let segments = log.segments
+        for (_, members) in groups.sorted(by: { $0.key > $1.key }) {
+            if serve(members, segments: segments) { moreReady = true }
+        }
+        return moreReady
+    }
+
+    /// Reads once for subscriptions that stand at the same id; returns whether more is ready.
+    private func serve(_ members: [Subscription], segments: [Segment]) -> Bool {
+        var cursor = members[0].cursor
+        for member in members where member.cursor.segment >= 0 {
+            cursor = member.cursor
+            break
+        }
+        let endId = members.map(\.endId).max()!
+        // The reader filters by tag (and may skip blocks) only when every member asks for the same one.
+        let sharedTag: TagFilter? = members.allSatisfy({ $0.tag?.bytes == members[0].tag?.bytes }) ? members[0].tag : nil
+        var active = members.count
+        let stop = reader.read(
+            segments: segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: sharedTag,
+            maxEvents: Self.eventsPerPass, maxBatches: Self.batchesPerPass
+        ) { event, _ in
+            for member in members where !member.finished && !member.isPaused && !member.isCancelled {
+                if event.id < member.cursor.nextId { continue }
+                if event.id >= member.endId {
+                    finish(member)
+                    active -= 1
+                    continue
+                }
+                // Its own place, in case it pauses here; relocated through the index when it resumes.
+                member.cursor.nextId = event.id + 1
+                member.cursor.segment = -1
+                if let tag = member.tag, sharedTag == nil, !tag.matches(event.tags) { continue }
+                let wantsMore = member.sink.receive(event)
+                member.receivedInPass = true
+                member.delivered += 1
+                if let limit = member.limit, member.delivered >= limit {
+                    finish(member)
+                    active -= 1
+                } else if !wantsMore {
+                    member.pause()
+                    if member.isPaused { active -= 1 }
+                }
+            }
+            return active > 0
+        }
+        for member in members {
+            if member.receivedInPass {
+                member.receivedInPass = false
+                member.sink.flush()
+            }
+            guard !member.finished, !member.isCancelled, !member.isPaused else { continue }
+            // Members still running are where the shared cursor stopped (they saw every event).
+            if member.cursor.nextId <= cursor.nextId {
+                member.cursor = cursor
+            }
+            if member.cursor.nextId >= member.endId || (!member.live && stop == .caughtUp) {
+                finish(member)
+            }
+        }
+        return stop == .budget || (stop == .stopped && members.contains { $0.isReady })
+    }
+
+    private func finish(_ member: Subscription) {
+        guard !member.finished else { return }
+        member.finished = true
+        if member.receivedInPass {
+            member.receivedInPass = false
+            member.sink.flush()
+        }
+        member.sink.finish(.endOfStream)
+    }
+}
