@@ -311,6 +311,7 @@ final class CollectionLog: @unchecked Sendable {
             if configuration.sync != .none {
                 try active.sync()
             }
+            active.releaseDescriptors()
         }
         mustRoll = true
         let next = try Segment.create(directory: directory, baseId: active.nextId, size: configuration.segmentSize,

@@ -129,6 +129,8 @@ import Testing
                 == Array((UInt64(offset) + 1)...min(UInt64(offset) + 3, 2000)))
         }
         #expect(try collection.read(Query(tag: "n1")).map(\.id) == (1...2000).filter { $0 % 3 == 1 }.map(UInt64.init))
+        // Sealed segments give their descriptors back: only the active segment's three stay open.
+        #expect(openDescriptors(under: folder.path) == 3)
         database.close()
 
         let reopened = try makeDatabase(folder, segmentSize: 8192, indexInterval: 256)
@@ -157,6 +159,13 @@ import Testing
         }
         #expect(contents[0] == contents[1])
         #expect(sizes[1] * 3 < sizes[0], "lz4 used \(sizes[1]) bytes, raw \(sizes[0])")
+    }
+
+    private func openDescriptors(under path: String) -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return entries.filter { entry in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry))?.hasPrefix(path) ?? false
+        }.count
     }
 
     private func usedBytes(_ paths: [String]) throws -> Int {

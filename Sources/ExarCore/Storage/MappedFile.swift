@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import ExarModel
+import Synchronization
 
 /// A file of fixed size mapped read-write into memory; unmapped and closed exactly once, on deinit.
 ///
@@ -13,20 +14,32 @@ import ExarModel
 /// never a `SIGBUS` when a page of the mapping is first written.
 final class MappedFile: @unchecked Sendable {
     let path: String
-    let descriptor: Int32
     let base: UnsafeMutableRawPointer
     let size: Int
+    /// The open descriptor, or -1 once released (the mapping stays valid without it).
+    private let descriptor: Mutex<Int32>
 
     private init(path: String, descriptor: Int32, base: UnsafeMutableRawPointer, size: Int) {
         self.path = path
-        self.descriptor = descriptor
+        self.descriptor = Mutex(descriptor)
         self.base = base
         self.size = size
     }
 
     deinit {
         munmap(base, size)
-        close(descriptor)
+        releaseDescriptor()
+    }
+
+    /// Closes the file descriptor; the mapping stays usable and ``sync()`` falls back to `msync`.
+    /// Sealed segments release theirs, so a collection of many segments holds few descriptors.
+    func releaseDescriptor() {
+        descriptor.withLock { fd in
+            if fd >= 0 {
+                close(fd)
+                fd = -1
+            }
+        }
     }
 
     /// Creates (or replaces) `path` as a zero-filled file of `size` bytes and maps it.
@@ -88,7 +101,14 @@ final class MappedFile: @unchecked Sendable {
 
     /// Writes the file's dirty pages (written through the mapping) and data to the device.
     func sync() throws(ExarError) {
-        _ = try Syscall.retrying("fdatasync \(path)") { fdatasync(descriptor) }
+        try descriptor.withLock { (fd: inout Int32) throws(ExarError) in
+            if fd >= 0 {
+                let open = fd
+                _ = try Syscall.retrying("fdatasync \(path)") { fdatasync(open) }
+            } else {
+                _ = try Syscall.retrying("msync \(path)") { msync(base, size, MS_SYNC) }
+            }
+        }
     }
 
     /// The whole mapping as a read-only buffer.

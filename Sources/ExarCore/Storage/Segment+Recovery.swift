@@ -73,7 +73,7 @@ extension Segment {
             }
         }
 
-        let (index, tags, count) = try openOrRebuildIndex(
+        let (index, tags, count, rebuilt) = try openOrRebuildIndex(
             log: log, baseId: baseId, dataEnd: dataEnd, interval: indexInterval, trusted: trusted, paths: paths,
             notes: &notes)
         let segment = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: indexInterval,
@@ -85,8 +85,12 @@ extension Segment {
         if isLast && sealedFlag {
             segment.unseal()
         }
-        if !isLast && !sealedFlag {
+        if !isLast && (!sealedFlag || rebuilt) {
+            // Record the end of data in all three headers, so the next open trusts them.
             segment.seal()
+        }
+        if !isLast {
+            segment.releaseDescriptors()
         }
         return segment
     }
@@ -154,13 +158,13 @@ extension Segment {
     private static func openOrRebuildIndex(
         log: MappedFile, baseId: UInt64, dataEnd: Int, interval: Int, trusted: Bool,
         paths: (log: String, index: String, tags: String), notes: inout [RecoveryNote]
-    ) throws(ExarError) -> (MappedFile, MappedFile, Int) {
+    ) throws(ExarError) -> (MappedFile, MappedFile, Int, Bool) {
         if trusted,
             let index = try? MappedFile.open(path: paths.index),
             let tags = try? MappedFile.open(path: paths.tags),
             let count = sealedIndexCount(index: index, tags: tags, baseId: baseId, dataEnd: dataEnd, log: log)
         {
-            return (index, tags, count)
+            return (index, tags, count, false)
         }
         let capacity = indexCapacity(segmentSize: log.size, interval: interval)
         let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: interval)
@@ -172,7 +176,7 @@ extension Segment {
             notes.append(RecoveryNote(kind: .rebuiltIndex, path: paths.index,
                                       detail: "index and tag bitmaps rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
         }
-        return (index, tags, count)
+        return (index, tags, count, true)
     }
 
     /// The entry count of a sealed index/tags pair that agrees with the segment, or `nil` if stale.

@@ -215,6 +215,13 @@ final class Segment: @unchecked Sendable {
         isSealed.store(false, ordering: .releasing)
     }
 
+    /// Closes the three file descriptors (the mappings stay); for segments no longer written.
+    func releaseDescriptors() {
+        log.releaseDescriptor()
+        index.releaseDescriptor()
+        tags.releaseDescriptor()
+    }
+
     /// Writes the three files to the device.
     func sync() throws(ExarError) {
         try log.sync()
