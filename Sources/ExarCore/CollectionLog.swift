@@ -234,6 +234,7 @@ final class CollectionLog: @unchecked Sendable {
         var failure: ExarError?
         var written = 0
         let compress = configuration.compression == .lz4
+        let batchLimit = Format.Batch.rawPayloadLimit(indexInterval: configuration.indexIntervalBytes)
         records.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -245,7 +246,7 @@ final class CollectionLog: @unchecked Sendable {
                         return
                     }
                 }
-                let room = min(active.freePayloadBytes, Format.Batch.maxRawPayload)
+                let room = min(active.freePayloadBytes, batchLimit)
                 var end = offset
                 var count = 0
                 var firstTimestamp: UInt64 = 0

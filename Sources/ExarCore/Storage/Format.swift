@@ -42,6 +42,14 @@ enum Format {
         static let lz4Flag: UInt16 = 1
         /// Publishes are cut into batches of at most this many raw payload bytes (one event may exceed it).
         static let maxRawPayload = 64 * 1024
+        /// The smallest batch limit, whatever the index interval.
+        static let minRawPayload = 4 * 1024
+
+        /// The batch limit of a collection: its index interval, within [4 KiB, 64 KiB]. Index entries
+        /// and tag blocks start at batches, so batches no larger than the interval keep both fine.
+        static func rawPayloadLimit(indexInterval: Int) -> Int {
+            min(maxRawPayload, max(minRawPayload, indexInterval))
+        }
     }
 
     /// Event record inside a batch payload: 16 bytes, then the tags and the data.

@@ -8,6 +8,8 @@ struct LogCursor: Sendable, Equatable {
     /// holding `nextId` or one before it; `segment < 0` means "locate by id".
     var segment: Int = -1
     var position: Int = 0
+    /// A guess of the index block `position` starts (tag reads only), saving a binary search per batch.
+    var block: Int = 0
 
     init(nextId: UInt64) {
         self.nextId = max(nextId, 1)
@@ -112,7 +114,8 @@ final class LogReader {
                     cursor.position += header.totalSize
                     continue
                 }
-                if let tag, let next = skippableBlockEnd(segment, at: cursor.position, end: end, tag: tag) {
+                if let tag, let next = skippableBlockEnd(segment, at: cursor.position, end: end, tag: tag,
+                                                         hint: &cursor.block) {
                     cursor.position = next.position
                     cursor.nextId = max(cursor.nextId, next.id)
                     continue
@@ -200,15 +203,37 @@ final class LogReader {
     }
 
     /// When the batch at `position` starts an index block whose bitmap rules `tag` out and a next
-    /// block is committed, that next block's first id and position.
-    private func skippableBlockEnd(_ segment: Segment, at position: Int, end: Int, tag: TagFilter)
+    /// block is committed, the first id and position of the first later block that may hold the
+    /// tag (or of the last block, whose bitmap may still grow).
+    private func skippableBlockEnd(_ segment: Segment, at position: Int, end: Int, tag: TagFilter, hint: inout Int)
         -> (id: UInt64, position: Int)?
     {
         let count = segment.usableIndexCount(below: end)
-        guard let block = segment.block(containing: position, count: count), block + 1 < count,
-            segment.indexEntry(block).position == position, !segment.blockMayContain(block, tag.hash)
-        else { return nil }
-        return segment.indexEntry(block + 1)
+        let block: Int
+        if hint < count && segment.indexEntry(hint).position == position {
+            block = hint
+        } else if hint + 1 < count && segment.indexEntry(hint + 1).position == position {
+            block = hint + 1
+        } else if hint < count && segment.indexEntry(hint).position < position
+            && (hint + 1 >= count || segment.indexEntry(hint + 1).position > position)
+        {
+            return nil  // inside the block of the hint: its batches are read
+        } else if let found = segment.block(containing: position, count: count),
+            segment.indexEntry(found).position == position
+        {
+            block = found
+        } else {
+            return nil  // inside a block: its batches are read
+        }
+        hint = block
+        guard block + 1 < count, !segment.blockMayContain(block, tag.hash) else { return nil }
+        // Skip every following complete block that rules the tag out, in one go.
+        var next = block + 1
+        while next + 1 < count && !segment.blockMayContain(next, tag.hash) {
+            next += 1
+        }
+        hint = next
+        return segment.indexEntry(next)
     }
 
     private func reportOnce(_ segment: Segment, _ position: Int, _ reason: String) {

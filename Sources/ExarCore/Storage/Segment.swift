@@ -240,7 +240,7 @@ final class Segment: @unchecked Sendable {
 
     /// The number of index entries that point below `end`.
     func usableIndexCount(below end: Int) -> Int {
-        var count = min(publishedIndexCount.load(ordering: .acquiring), indexCapacity)
+        var count = publishedIndexCount.load(ordering: .acquiring)
         while count > 0 && indexEntry(count - 1).position >= end { count -= 1 }
         return count
     }
