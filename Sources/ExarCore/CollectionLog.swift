@@ -122,6 +122,7 @@ final class CollectionLog: @unchecked Sendable {
         self.commitObservers = commitObservers
         condition.lock()
         writerRunning = true
+        pendingRecords.reserveCapacity(Self.pendingReserve)
         condition.unlock()
         let thread = Thread { [self] in runWriter() }
         thread.name = "exar-writer-\(name)"
@@ -188,9 +189,14 @@ final class CollectionLog: @unchecked Sendable {
 
     // MARK: The writer thread
 
+    /// Bytes reserved up front in each of the two pending buffers, so bursts do not regrow them.
+    static let pendingReserve = 1 << 20
+
     private func runWriter() {
         var records: [UInt8] = []
+        records.reserveCapacity(Self.pendingReserve)
         var bursts: [PendingBurst] = []
+        bursts.reserveCapacity(1024)
         while true {
             condition.lock()
             while pendingBursts.isEmpty && !closing {
