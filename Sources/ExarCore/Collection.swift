@@ -81,7 +81,7 @@ public final class Collection: Sendable {
         }
         if let error = result.error { throw error }
         guard let ids = result.ids else {
-            throw .validation(ValidationMessage.noTags)
+            throw .validation("no events to publish")
         }
         return ids
     }

@@ -60,15 +60,8 @@ public struct PublishAppender: ~Copyable {
     public mutating func appendValidated(
         timestamp: UInt64, tags: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer
     ) throws(ExarError) {
-        if tags.count + data.count > maximumEventBytes {
-            throw .validation("event of \(tags.count + data.count) bytes is larger than a segment can hold (\(maximumEventBytes))")
-        }
-        records.appendLE(timestamp == 0 ? now : timestamp)
-        records.appendLE(UInt32(tags.count))
-        records.appendLE(UInt32(data.count))
-        records.append(contentsOf: tags)
-        records.append(contentsOf: data)
-        count += 1
+        try checkSize(tags: tags.count, data: data.count)
+        encode(timestamp: timestamp, tags: tags, data: data)
     }
 
     /// Appends an ``Event`` given through the library API (its id is ignored).
@@ -77,20 +70,27 @@ public struct PublishAppender: ~Copyable {
         _ = try event.validated()
         var tags = event.tags.joined(separator: " ")
         var data = event.data
-        let timestamp = event.timestamp
-        let maximum = maximumEventBytes
-        if tags.utf8.count + data.utf8.count > maximum {
-            throw .validation("event of \(tags.utf8.count + data.utf8.count) bytes is larger than a segment can hold (\(maximum))")
-        }
+        try checkSize(tags: tags.utf8.count, data: data.utf8.count)
         tags.withUTF8 { tagBytes in
             data.withUTF8 { dataBytes in
-                records.appendLE(timestamp == 0 ? now : timestamp)
-                records.appendLE(UInt32(tagBytes.count))
-                records.appendLE(UInt32(dataBytes.count))
-                records.append(contentsOf: UnsafeRawBufferPointer(tagBytes))
-                records.append(contentsOf: UnsafeRawBufferPointer(dataBytes))
+                encode(timestamp: event.timestamp, tags: UnsafeRawBufferPointer(tagBytes), data: UnsafeRawBufferPointer(dataBytes))
             }
         }
+    }
+
+    private func checkSize(tags: Int, data: Int) throws(ExarError) {
+        if tags + data > maximumEventBytes {
+            throw .validation("event of \(tags + data) bytes is larger than a segment can hold (\(maximumEventBytes))")
+        }
+    }
+
+    /// Writes one record in its on-disk form (see ``Format/Record``).
+    private mutating func encode(timestamp: UInt64, tags: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) {
+        records.appendLE(timestamp == 0 ? now : timestamp)
+        records.appendLE(UInt32(tags.count))
+        records.appendLE(UInt32(data.count))
+        records.append(contentsOf: tags)
+        records.append(contentsOf: data)
         count += 1
     }
 

@@ -128,6 +128,23 @@ import Testing
         }
         #expect(collection.subscriptionsPerScanner == [3, 3, 3])
         database.close()
+
+        let randomFolder = TemporaryFolder()
+        let randomDatabase = try Database(configuration: DatabaseConfiguration(
+            logsPath: randomFolder.path,
+            defaults: CollectionConfiguration(scanners: ScannerConfiguration(count: 4), routingStrategy: .random)))
+        let randomCollection = try randomDatabase.collection("r")
+        let sinks = (0..<40).map { _ in CollectingSink() }
+        for sink in sinks {
+            try randomCollection.subscribe(Query(live: true), sink: sink)
+        }
+        #expect(randomCollection.subscriptionsPerScanner.reduce(0, +) == 40)
+        #expect(randomCollection.subscriptionsPerScanner.filter { $0 > 0 }.count > 1)
+        try await randomCollection.publish(Event(tags: ["t"], data: "to all"))
+        for sink in sinks {
+            #expect(sink.wait { $0.events.map(\.data) == ["to all"] })
+        }
+        randomDatabase.close()
     }
 
     @Test func eightPublishersAndEightLiveReadersSeeEveryIdOnceInOrder() async throws {
