@@ -4,10 +4,11 @@
 setup:
 	@scripts/setup.sh
 
-# Runs the server on the default data folder. (The server arrives with the exar-db issue.)
+# Runs the server (release build) on 127.0.0.1:38580 with the default data folder, ~/exar-db/data.
+# Pass a config file with: make run CONFIG=path/to/exar-db.toml
 run: setup
-	@echo "exar-db: the server is not built yet (the engine, ExarCore, is); see README.md" >&2
-	@exit 1
+	swift build -c release --product exar-db
+	.build/release/exar-db $(if $(CONFIG),--config=$(CONFIG),)
 
 test: setup
 	swift test --disable-xctest

@@ -7,6 +7,15 @@ let package = Package(
     products: [
         .library(name: "ExarCore", targets: ["ExarCore"]),
         .library(name: "ExarModel", targets: ["ExarModel"]),
+        .library(name: "ExarClient", targets: ["ExarClient"]),
+        .executable(name: "exar-db", targets: ["exar-db"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -18,6 +27,39 @@ let package = Package(
         .target(name: "ExarModel"),
         // The storage engine: segments, batches, index, tag bitmaps, compression, scanners.
         .target(name: "ExarCore", dependencies: ["ExarModel", "CLZ4"]),
+        // The wire protocol: messages, encoding and decoding, line framing.
+        .target(name: "ExarNet", dependencies: ["ExarModel", .product(name: "NIOCore", package: "swift-nio")]),
+        // The TCP server: connection state machine, auth, publishing and streaming.
+        .target(
+            name: "ExarServer",
+            dependencies: [
+                "ExarNet", "ExarCore", "ExarModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The async/await client library.
+        .target(
+            name: "ExarClient",
+            dependencies: [
+                "ExarNet", "ExarModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The server executable: CLI, TOML configuration, logging.
+        .executableTarget(
+            name: "exar-db",
+            dependencies: [
+                "ExarServer", "ExarCore", "ExarModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // A tiny publisher the crash tests run as a child process and kill with SIGKILL.
         .executableTarget(
             name: "exar-crash-helper",
@@ -27,6 +69,24 @@ let package = Package(
         .testTarget(
             name: "ExarCoreTests",
             dependencies: ["ExarCore", "ExarModel", "exar-crash-helper"]
+        ),
+        .testTarget(
+            name: "ExarNetTests",
+            dependencies: [
+                "ExarNet", "ExarModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ExarServerTests",
+            dependencies: [
+                "ExarServer", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

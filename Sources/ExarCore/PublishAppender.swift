@@ -13,6 +13,13 @@ public struct PublishResult: Sendable, Equatable {
     /// Why the rest of the burst was not stored.
     public var error: ExarError?
 
+    /// Creates a result.
+    public init(firstId: UInt64, storedCount: Int, error: ExarError? = nil) {
+        self.firstId = firstId
+        self.storedCount = storedCount
+        self.error = error
+    }
+
     /// The ids of the stored events.
     public var ids: ClosedRange<UInt64>? {
         storedCount > 0 ? firstId...(firstId + UInt64(storedCount) - 1) : nil

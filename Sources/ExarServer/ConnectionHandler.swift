@@ -1,0 +1,349 @@
+import ExarCore
+import ExarModel
+import ExarNet
+import Logging
+import NIOCore
+
+/// One client connection: parses lines in place, hands each read burst of `Publish`es to the
+/// collection's writer in one call, answers in order, flushes once per burst, and streams
+/// subscriptions with the channel's writability as demand.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// An answer owed to the client, in request order.
+    private enum Slot {
+        case published
+        case error(ExarError)
+    }
+
+    /// The answers of one read burst; done once its events are stored.
+    private final class Burst {
+        var slots: [Slot] = []
+        var result: PublishResult?
+        var done = false
+    }
+
+    private let database: Database
+    private let logger: Logger
+    private var machine: ConnectionStateMachine
+    private var collection: ExarCore.Collection?
+    private var context: ChannelHandlerContext?
+
+    // The burst being gathered from the current read.
+    private var lines: [ByteBuffer] = []
+    private var fields: [PublishFields] = []
+    private var slots: [Slot] = []
+    // Bursts handed over (or finished) whose answers are not written yet, oldest first.
+    private var bursts: [Burst] = []
+    private var burstsHead = 0
+    // Lines that wait: behind a Connect/Subscribe that waits for earlier answers, or a stream.
+    private var waiting: [ByteBuffer] = []
+    private var waitingHead = 0
+    private var blocked = false
+    private var readPending = false
+    private var wroteSinceFlush = false
+    private var sink: StreamSink?
+    private var subscription: Subscription?
+
+    /// Bursts in flight at once per connection before the server stops reading from it.
+    static let maximumBurstsInFlight = 8
+
+    init(database: Database, credentials: Credentials?, logger: Logger) {
+        self.database = database
+        self.logger = logger
+        self.machine = ConnectionStateMachine(credentials: credentials)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        subscription?.cancel()
+        subscription = nil
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        if blocked || waitingHead < waiting.count {
+            waiting.append(line)
+        } else {
+            handle(line, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        submitBurst()
+        writeFinishedAnswers()
+        flushIfNeeded(context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let tooLong = error as? LineTooLongError {
+            var out = context.channel.allocator.buffer(capacity: 96)
+            out.writeError(tooLong.protocolError)
+            // Earlier answers first, then the error, then close this connection alone.
+            submitBurst()
+            writeFinishedAnswers()
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        logger.debug("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        if let sink {
+            sink.writable.store(writable, ordering: .relaxed)
+            if writable { resumeStreamIfPaused() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Outbound: read pacing
+
+    func read(context: ChannelHandlerContext) {
+        if blocked || bursts.count - burstsHead >= Self.maximumBurstsInFlight {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReading(_ context: ChannelHandlerContext) {
+        if readPending && !blocked && bursts.count - burstsHead < Self.maximumBurstsInFlight {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: Handling one line
+
+    private func handle(_ line: ByteBuffer, context: ChannelHandlerContext) {
+        let parsed = ClientRequest.parse(line)
+        switch machine.receive(parsed) {
+        case .publish(let publish):
+            if let collection, publish.tags.count + publish.data.count > collection.configuration.maximumEventBytes {
+                slots.append(.error(.validation("event of \(publish.tags.count + publish.data.count) bytes is larger than a segment can hold")))
+                return
+            }
+            lines.append(line)
+            fields.append(publish)
+            slots.append(.published)
+        case .answerError(let error):
+            slots.append(.error(error))
+        case .connect(let name):
+            guard waitForEarlierAnswers(line) else { return }
+            do {
+                collection = try database.collection(name)
+                machine.connected()
+                var out = context.channel.allocator.buffer(capacity: 16)
+                out.writeConnected()
+                write(out, context)
+            } catch {
+                logger.info("connect to collection '\(name)' failed: \(error)")
+                var out = context.channel.allocator.buffer(capacity: 32)
+                out.writeError(error.wireKindOnlyForConnect)
+                write(out, context)
+            }
+        case .subscribe(let query):
+            guard waitForEarlierAnswers(line), let collection else { return }
+            var out = context.channel.allocator.buffer(capacity: 16)
+            let sink = StreamSink(handler: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
+            sink.writable.store(context.channel.isWritable, ordering: .relaxed)
+            do {
+                subscription = try collection.subscribe(query, sink: sink)
+            } catch {
+                out.writeError(error)
+                write(out, context)
+                return
+            }
+            self.sink = sink
+            machine.streamStarted()
+            blocked = true
+            out.writeSubscribed()
+            write(out, context)
+            flushIfNeeded(context)
+        }
+    }
+
+    /// A `Connect` or `Subscribe` is answered only after every earlier answer: if some are still
+    /// owed, the line waits (and so do the lines after it).
+    private func waitForEarlierAnswers(_ line: ByteBuffer) -> Bool {
+        submitBurst()
+        writeFinishedAnswers()
+        if burstsHead < bursts.count {
+            blocked = true
+            waiting.insert(line, at: waitingHead)
+            return false
+        }
+        return true
+    }
+
+    /// Hands the gathered `Publish`es to the collection writer in one call.
+    private func submitBurst() {
+        guard !slots.isEmpty else { return }
+        let burst = Burst()
+        burst.slots = slots
+        slots.removeAll(keepingCapacity: true)
+        bursts.append(burst)
+        guard !lines.isEmpty, let collection, let context else {
+            burst.done = true
+            return
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let burstBound = NIOLoopBound(burst, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        do {
+            try collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
+                for index in lines.indices {
+                    let publish = fields[index]
+                    try lines[index].withUnsafeReadableBytes { (bytes) throws(ExarError) in
+                        try appender.appendValidated(
+                            timestamp: publish.timestamp,
+                            tags: UnsafeRawBufferPointer(rebasing: bytes[publish.tags]),
+                            data: UnsafeRawBufferPointer(rebasing: bytes[publish.data]))
+                    }
+                }
+            }, completion: { result in
+                eventLoop.execute {
+                    burstBound.value.result = result
+                    burstBound.value.done = true
+                    loopBound.value.burstFinished()
+                }
+            })
+        } catch {
+            burst.result = PublishResult(firstId: 0, storedCount: 0, error: error)
+            burst.done = true
+        }
+        lines.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
+    }
+
+    private func burstFinished() {
+        guard let context else { return }
+        writeFinishedAnswers()
+        flushIfNeeded(context)
+        if blocked && !machine.isStreaming && burstsHead == bursts.count {
+            blocked = false
+            processWaitingLines(context)
+        }
+        resumeReading(context)
+    }
+
+    /// Writes the answers of finished bursts, oldest first, stopping at the first unfinished one.
+    private func writeFinishedAnswers() {
+        guard let context else { return }
+        while burstsHead < bursts.count, bursts[burstsHead].done {
+            let burst = bursts[burstsHead]
+            var out = context.channel.allocator.buffer(capacity: burst.slots.count * 20)
+            var eventIndex = 0
+            for slot in burst.slots {
+                switch slot {
+                case .published:
+                    if let result = burst.result, eventIndex < result.storedCount {
+                        out.writePublished(id: result.firstId + UInt64(eventIndex))
+                    } else {
+                        out.writeError(burst.result?.error ?? .io(.other, "not stored"))
+                    }
+                    eventIndex += 1
+                case .error(let error):
+                    out.writeError(error)
+                }
+            }
+            write(out, context)
+            burstsHead += 1
+        }
+        if burstsHead == bursts.count {
+            bursts.removeAll(keepingCapacity: true)
+            burstsHead = 0
+        }
+    }
+
+    /// Handles lines that waited, until one blocks again.
+    private func processWaitingLines(_ context: ChannelHandlerContext) {
+        while !blocked && waitingHead < waiting.count {
+            let line = waiting[waitingHead]
+            waitingHead += 1
+            handle(line, context: context)
+        }
+        if waitingHead == waiting.count {
+            waiting.removeAll(keepingCapacity: true)
+            waitingHead = 0
+        }
+        submitBurst()
+        writeFinishedAnswers()
+        flushIfNeeded(context)
+        resumeReading(context)
+    }
+
+    private func write(_ buffer: ByteBuffer, _ context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        wroteSinceFlush = true
+    }
+
+    private func flushIfNeeded(_ context: ChannelHandlerContext) {
+        if wroteSinceFlush {
+            wroteSinceFlush = false
+            context.flush()
+        }
+    }
+
+    // MARK: Streaming (called on the event loop by the sink)
+
+    func writeStreamChunk(_ chunk: ByteBuffer) {
+        guard let context, let sink else { return }
+        let size = chunk.readableBytes
+        context.writeAndFlush(wrapOutboundOut(chunk), promise: nil)
+        sink.bytesInTransit.subtract(size, ordering: .relaxed)
+        if context.channel.isWritable { resumeStreamIfPaused() }
+    }
+
+    private func resumeStreamIfPaused() {
+        guard let sink, sink.pausedByDemand.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        subscription?.resume()
+    }
+
+    func streamEnded(_ end: SubscriptionEnd) {
+        guard let context else { return }
+        sink = nil
+        subscription = nil
+        machine.streamEnded()
+        var out = context.channel.allocator.buffer(capacity: 32)
+        switch end {
+        case .endOfStream:
+            out.writeEndOfEventStream()
+            write(out, context)
+            blocked = false
+            flushIfNeeded(context)
+            processWaitingLines(context)
+        case .closed:
+            out.writeError(.eventStream(.closed))
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+extension ConnectionStateMachine {
+    var isStreaming: Bool { state == .streaming }
+}
+
+extension Error {
+    /// The protocol's answer to a failed `Connect`: `ConnectionError` (details go to the log).
+    fileprivate var wireKindOnlyForConnect: ExarError {
+        if let error = self as? ExarError, case .io = error { return error }
+        return .connection("")
+    }
+}

@@ -1,0 +1,112 @@
+import ExarCore
+import ExarNet
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The Exar DB TCP server: SwiftNIO (epoll on Linux) serving the Exar text protocol over a
+/// ``Database``.
+public final class ExarServer: Service, Sendable {
+    /// The server's settings.
+    public let configuration: ServerConfiguration
+    private let database: Database
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let state = Mutex<State>(State())
+
+    private struct State {
+        var listener: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var stopped = false
+    }
+
+    /// Creates a server; nothing listens until ``start()`` or ``run()``.
+    public init(configuration: ServerConfiguration, database: Database, logger: Logger) {
+        self.configuration = configuration
+        self.database = database
+        self.logger = logger
+        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    /// Binds and starts accepting connections.
+    /// - Returns: the address bound (its port is the real one when the configuration asked for 0).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let credentials = configuration.credentials
+        let maxLine = configuration.maxLineBytes
+        let database = self.database
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelInitializer { [weak self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: maxLine)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionHandler(database: database, credentials: credentials, logger: logger))
+                    self?.track(channel)
+                }
+            }
+        let listener = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        state.withLock { $0.listener = listener }
+        let address = listener.localAddress!
+        logger.info("exar-db listening on \(address)")
+        return address
+    }
+
+    private func track(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let accepted = state.withLock { state -> Bool in
+            if state.stopped { return false }
+            state.connections[id] = channel
+            return true
+        }
+        if !accepted {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLock { $0.connections.removeValue(forKey: id) }
+        }
+    }
+
+    /// The number of open client connections.
+    public var connectionCount: Int {
+        state.withLock { $0.connections.count }
+    }
+
+    /// Stops accepting, lets in-flight publishes finish and be answered, seals the database,
+    /// closes every connection and stops the event loops.
+    public func shutdown() async throws {
+        let (listener, alreadyStopped) = state.withLock { state in
+            defer { state.stopped = true }
+            return (state.listener, state.stopped)
+        }
+        guard !alreadyStopped else { return }
+        try? await listener?.close()
+        // Writes everything pending and calls every completion; their answers go out on the loops.
+        database.close()
+        let connections = state.withLock { $0.connections.values.map { $0 } }
+        for channel in connections {
+            // Let the answers queued on the loop go out before closing.
+            try? await channel.eventLoop.submit {}.get()
+            try? await channel.close()
+        }
+        try await group.shutdownGracefully()
+        logger.info("exar-db stopped")
+    }
+
+    /// Runs until a graceful shutdown (SIGTERM / SIGINT through a `ServiceGroup`), then shuts down.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
+}

@@ -1,0 +1,59 @@
+/// The settings of the TCP server.
+public struct ServerConfiguration: Sendable, Equatable {
+    /// The address to listen on.
+    public var host: String
+    /// The port to listen on; `0` picks a free one (tests).
+    public var port: Int
+    /// When both are set, `Connect` must carry them.
+    public var username: String?
+    public var password: String?
+    /// The longest accepted line; a longer one is answered with an error and the connection closed.
+    public var maxLineBytes: Int
+    /// Event loop threads; `0` means one per core.
+    public var threads: Int
+
+    /// The default port of Exar DB.
+    public static let defaultPort = 38580
+
+    /// Creates a configuration; every parameter has the documented default.
+    public init(host: String = "127.0.0.1", port: Int = Self.defaultPort, username: String? = nil,
+                password: String? = nil, maxLineBytes: Int = 4 * 1024 * 1024, threads: Int = 0) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.maxLineBytes = maxLineBytes
+        self.threads = threads
+    }
+
+    /// The credentials to check, when the server has them.
+    var credentials: Credentials? {
+        guard let username, let password else { return nil }
+        return Credentials(username: username, password: password)
+    }
+}
+
+/// A username and password, compared in constant time.
+struct Credentials: Sendable, Equatable {
+    let username: String
+    let password: String
+
+    /// Whether the given credentials match, taking the same time wherever they differ.
+    func accepts(username given: String?, password givenPassword: String?) -> Bool {
+        let userMatches = Self.constantTimeEquals(Array(username.utf8), Array((given ?? "").utf8))
+        let passwordMatches = Self.constantTimeEquals(Array(password.utf8), Array((givenPassword ?? "").utf8))
+        return userMatches && passwordMatches && given != nil && givenPassword != nil
+    }
+
+    /// Compares every byte of the longer input, so the time does not reveal where they differ.
+    static func constantTimeEquals(_ expected: [UInt8], _ given: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: expected.count ^ given.count)
+        let length = max(expected.count, given.count)
+        for index in 0..<length {
+            let a = index < expected.count ? expected[index] : 0
+            let b = index < given.count ? given[index] : 0
+            difference |= a ^ b
+        }
+        return difference == 0
+    }
+}

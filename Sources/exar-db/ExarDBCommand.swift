@@ -1,0 +1,73 @@
+import ArgumentParser
+import ExarCore
+import ExarServer
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `exar-db [--config=PATH]`: the Exar DB server.
+@main
+struct ExarDBCommand: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "exar-db",
+        abstract: "Exar DB: an append-only event store with live streaming, serving the Exar text protocol.",
+        discussion: """
+            Without --config the server listens on 127.0.0.1:38580 and stores data under ~/exar-db/data.
+            Logging is read from log4rs_path (default log4rs.toml); without that file, info and above go to the console.
+            SIGTERM or SIGINT stops it gracefully: in-flight publishes are answered, segments sealed.
+            """,
+        version: version
+    )
+
+    @Option(name: .long, help: "The TOML configuration file (see docs/CONFIGURATION.md).")
+    var config: String?
+
+    func run() async throws {
+        let settings: ExarConfig
+        do {
+            settings = try config.map(ExarConfig.load(path:)) ?? ExarConfig()
+        } catch let error as ConfigError {
+            throw ValidationError("configuration error: \(error)")
+        }
+        let logNote = try Self.bootstrapLogging(settings)
+        let logger = Logger(label: "exar_db")
+        if let logNote { logger.info("\(logNote)") }
+        if config == nil { logger.info("no --config given: using the defaults") }
+
+        let engineLogger = Logger(label: "exar_db::database")
+        let database = try Database(configuration: settings.databaseConfiguration { level, message in
+            switch level {
+            case .debug: engineLogger.debug("\(message)")
+            case .info: engineLogger.info("\(message)")
+            case .warning: engineLogger.warning("\(message)")
+            case .error: engineLogger.error("\(message)")
+            }
+        })
+        logger.info("data folder: \(expandTilde(settings.database.logsPath))")
+        let server = ExarServer(configuration: settings.server, database: database, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    /// Sets up swift-log from the log4rs file; returns what to say about it once logging works.
+    static func bootstrapLogging(_ settings: ExarConfig) throws -> String? {
+        let path = expandTilde(settings.log4rsPath)
+        guard FileManager.default.fileExists(atPath: path) else {
+            try Log4rsConfig().bootstrap()
+            return "logging config \(path) not found: logging info and above to the console"
+        }
+        do {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            try Log4rsConfig.parse(text).bootstrap()
+            return nil
+        } catch let error as ConfigError {
+            throw ValidationError("logging configuration error in \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import ExarCore
+import ExarServer
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real server on a loopback port chosen by the kernel, over a database in a temp folder.
+final class TestServer: @unchecked Sendable {
+    let folder: String
+    let database: Database
+    let server: ExarServer
+    let port: Int
+
+    init(folder: String? = nil, username: String? = nil, password: String? = nil, maxLineBytes: Int = 1 << 20,
+         segmentSize: Int = 1 << 20) async throws {
+        let folder = folder ?? NSTemporaryDirectory() + "exar-server-tests-" + UUID().uuidString
+        self.folder = folder
+        database = try Database(configuration: DatabaseConfiguration(
+            logsPath: folder, defaults: CollectionConfiguration(segmentSize: segmentSize)))
+        server = ExarServer(
+            configuration: ServerConfiguration(port: 0, username: username, password: password,
+                                               maxLineBytes: maxLineBytes, threads: 2),
+            database: database, logger: Logger(label: "test"))
+        port = try await server.start().port!
+    }
+
+    func stop() async throws {
+        try await server.shutdown()
+    }
+
+    func removeFiles() {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
+/// A plain blocking TCP client speaking lines, to test the server byte for byte.
+final class LineClient {
+    private let fd: Int32
+    private var pending = [UInt8]()
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    func send(_ text: String) {
+        send(Array(text.utf8))
+    }
+
+    func send(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return }
+            offset += sent
+        }
+    }
+
+    /// The next line (without `\n`), or `nil` when the server closed or nothing came within the timeout.
+    func readLine() -> String? {
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return nil }
+            pending.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    func readLines(_ count: Int) -> [String] {
+        var lines: [String] = []
+        while lines.count < count, let line = readLine() { lines.append(line) }
+        return lines
+    }
+
+    /// Whether the server closed the connection (reads end) within the timeout.
+    func isClosedByServer() -> Bool {
+        while readLine() != nil {}
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0
+    }
+
+    func setReceiveTimeout(milliseconds: Int) {
+        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Shrinks the receive buffer (before reading), so a subscriber that does not read fills up fast.
+    func setReceiveBuffer(bytes: Int) {
+        var size = Int32(bytes)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+}
