@@ -31,12 +31,19 @@ final class StreamSink: SubscriptionSink, @unchecked Sendable {
 
     func receive(_ event: EventView) -> Bool {
         buffer.writeEvent(id: event.id, timestamp: event.timestamp, tags: event.tags, data: event.data)
-        let wantsMore = writable.load(ordering: .relaxed)
-            && bytesInTransit.load(ordering: .relaxed) + buffer.readableBytes < Self.maximumBytesInTransit
-        if !wantsMore {
-            pausedByDemand.store(true, ordering: .releasing)
+        if hasRoom { return true }
+        pausedByDemand.store(true, ordering: .sequentiallyConsistent)
+        // The channel may have drained between the check and the flag: look again, so a resume
+        // that came in between is not lost. If the handler took the flag, its resume cancels the pause.
+        if hasRoom && pausedByDemand.exchange(false, ordering: .sequentiallyConsistent) {
+            return true
         }
-        return wantsMore
+        return false
+    }
+
+    private var hasRoom: Bool {
+        writable.load(ordering: .sequentiallyConsistent)
+            && bytesInTransit.load(ordering: .sequentiallyConsistent) + buffer.readableBytes < Self.maximumBytesInTransit
     }
 
     func flush() {

@@ -104,10 +104,4 @@ final class LineClient {
         var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
-
-    /// Shrinks the receive buffer (before reading), so a subscriber that does not read fills up fast.
-    func setReceiveBuffer(bytes: Int) {
-        var size = Int32(bytes)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    }
 }
