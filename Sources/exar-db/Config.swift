@@ -119,8 +119,11 @@ struct ExarConfig: Equatable {
         do {
             try configuration.validate()
         } catch {
-            // The engine names the key; put the table in front of it.
-            throw ConfigError(key: reader.path, message: "\(error)".replacingOccurrences(of: "IoError InvalidInput ", with: ""))
+            // The engine's message starts with the key ("segment_size: must be ..."): put the table in front.
+            guard case .io(_, let text) = error, let colon = text.range(of: ": ") else {
+                throw ConfigError(key: reader.path, message: "\(error)")
+            }
+            throw ConfigError(key: reader.keyPath(String(text[..<colon.lowerBound])), message: String(text[colon.upperBound...]))
         }
         return configuration
     }
