@@ -25,7 +25,7 @@ public final class Collection: Sendable {
         for (number, scanner) in scanners.enumerated() {
             scanner.start(number: number)
         }
-        let observers: [@Sendable () -> Void] = scanners.map { scanner in { scanner.wake() } }
+        let observers: [@Sendable () -> Void] = scanners.map { scanner in { scanner.commitHappened() } }
         log.start(commitObservers: observers)
     }
 

@@ -1,5 +1,6 @@
 import ExarModel
 import Foundation
+import Synchronization
 
 /// One scanner thread of a collection: it catches its subscriptions up and then tails the log.
 ///
@@ -20,6 +21,8 @@ final class Scanner: @unchecked Sendable {
     private var stopping = false
     private var running = false
     private let done = DispatchSemaphore(value: 0)
+    /// Mirrors `subscriptions.count`, so a commit skips the lock of a scanner with nothing to serve.
+    private let held = Atomic<Int>(0)
 
     /// Events handed to one group in one pass, and batches examined, before the next group's turn.
     static let eventsPerPass = 4096
@@ -48,8 +51,14 @@ final class Scanner: @unchecked Sendable {
             throw .eventStream(.closed)
         }
         subscriptions.append(subscription)
+        held.store(subscriptions.count, ordering: .releasing)
         signaled = true
         condition.signal()
+    }
+
+    /// Wakes the thread after a commit, unless it holds no subscription.
+    func commitHappened() {
+        if held.load(ordering: .acquiring) > 0 { wake() }
     }
 
     /// Wakes the thread for a commit, a resume or a cancel.
@@ -102,6 +111,7 @@ final class Scanner: @unchecked Sendable {
 
             condition.lock()
             subscriptions.removeAll { $0.finished || $0.isCancelled }
+            held.store(subscriptions.count, ordering: .releasing)
             if moreReady { signaled = true }
             condition.unlock()
         }
