@@ -150,7 +150,7 @@ final class LogLines: Sendable {
             _ = try await database.collection("c").publishNumbered(1, count: 5)
             database.close()
         }
-        FileManager.default.createFile(atPath: folder.path + "/c/00000000000000000006.log", contents: Data())
+        _ = FileManager.default.createFile(atPath: folder.path + "/c/00000000000000000006.log", contents: Data())
         let database = try makeDatabase(folder)
         let collection = try database.collection("c")
         #expect(collection.recoveryNotes.map(\.kind).contains(.replacedSegment))
