@@ -149,7 +149,8 @@ final class CollectionLog: @unchecked Sendable {
         }
         var records: [UInt8] = []
         swap(&records, &pendingRecords)
-        var appender = PublishAppender(records: records, now: now, maximumEventBytes: configuration.maximumEventBytes)
+        // Moved, not copied: a second reference would make every append copy the whole buffer.
+        var appender = PublishAppender(records: consume records, now: now, maximumEventBytes: configuration.maximumEventBytes)
         do {
             try fill(&appender)
         } catch {

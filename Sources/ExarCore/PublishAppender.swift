@@ -102,12 +102,13 @@ public struct PublishAppender: ~Copyable {
     }
 
     /// Gives the buffer back, without this call's events when `keep` is false.
-    consuming func finish(keep: Bool) -> [UInt8] {
-        var records = self.records
+    mutating func finish(keep: Bool) -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &records)
         if !keep {
-            records.removeSubrange(startCount...)
+            taken.removeSubrange(startCount...)
         }
-        return records
+        return taken
     }
 }
 
