@@ -42,6 +42,11 @@ public final class Database: Sendable {
         }
     }
 
+    /// The collection `name` if it is already open (never opens or creates one, never waits for disk).
+    public func openCollection(_ name: String) -> Collection? {
+        collections.withLock { $0[name] }
+    }
+
     /// Closes every collection: pending publishes are written, segments sealed, subscriptions ended.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }

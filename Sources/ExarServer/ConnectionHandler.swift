@@ -1,6 +1,7 @@
 import ExarCore
 import ExarModel
 import ExarNet
+import Dispatch
 import Logging
 import NIOCore
 
@@ -145,17 +146,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
             slots.append(.error(error))
         case .connect(let name):
             guard waitForEarlierAnswers(line) else { return }
-            do {
-                collection = try database.collection(name)
-                machine.connected()
-                var out = context.channel.allocator.buffer(capacity: 16)
-                out.writeConnected()
-                write(out, context)
-            } catch {
-                logger.info("connect to collection '\(name)' failed: \(error)")
-                var out = context.channel.allocator.buffer(capacity: 32)
-                out.writeError(error.wireKindOnlyForConnect)
-                write(out, context)
+            if let open = database.openCollection(name) {
+                connected(to: open, context: context)
+                return
+            }
+            // Opening a collection may recover it from disk: do that off the event loop, and let
+            // this connection's later lines wait meanwhile.
+            blocked = true
+            let database = self.database
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            DispatchQueue.global().async {
+                let result = Result { () throws(ExarError) -> ExarCore.Collection in try database.collection(name) }
+                eventLoop.execute {
+                    handler.value.finishConnect(name, result)
+                }
             }
         case .subscribe(let query):
             guard waitForEarlierAnswers(line), let collection else { return }
@@ -176,6 +181,29 @@ final class ConnectionHandler: ChannelDuplexHandler {
             write(out, context)
             flushIfNeeded(context)
         }
+    }
+
+    private func connected(to collection: ExarCore.Collection, context: ChannelHandlerContext) {
+        self.collection = collection
+        machine.connected()
+        var out = context.channel.allocator.buffer(capacity: 16)
+        out.writeConnected()
+        write(out, context)
+    }
+
+    private func finishConnect(_ name: String, _ result: Result<ExarCore.Collection, ExarError>) {
+        guard let context else { return }
+        switch result {
+        case .success(let collection):
+            connected(to: collection, context: context)
+        case .failure(let error):
+            logger.info("connect to collection '\(name)' failed: \(error)")
+            var out = context.channel.allocator.buffer(capacity: 32)
+            out.writeError(error.wireKindOnlyForConnect)
+            write(out, context)
+        }
+        blocked = false
+        processWaitingLines(context)
     }
 
     /// A `Connect` or `Subscribe` is answered only after every earlier answer: if some are still
