@@ -20,7 +20,7 @@ final class CollectionLog: @unchecked Sendable {
     let configuration: CollectionConfiguration
     private let logHandler: DatabaseLogHandler?
 
-    private let segmentList: Mutex<[Segment]>
+    private let segmentList: Locked<[Segment]>
     /// The id of the last event readers may see (0 when empty).
     let lastCommittedId: Atomic<UInt64>
 
@@ -59,7 +59,7 @@ final class CollectionLog: @unchecked Sendable {
         }
         active = segments[segments.count - 1]
         lastCommittedId = Atomic(active.nextId - 1)
-        segmentList = Mutex(segments)
+        segmentList = Locked(segments)
         recoveryNotes = notes
         for note in notes {
             logHandler?(.warning, "collection \(name): \(note)")

@@ -5,7 +5,7 @@ import Synchronization
 public final class Database: Sendable {
     /// The settings the database was opened with.
     public let configuration: DatabaseConfiguration
-    private let collections = Mutex<[String: Collection]>([:])
+    private let collections = Locked<[String: Collection]>([:])
     private let closed = Atomic<Bool>(false)
 
     /// Opens (creating if needed) the database folder.

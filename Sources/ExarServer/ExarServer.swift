@@ -14,7 +14,7 @@ public final class ExarServer: Service, Sendable {
     private let database: Database
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
-    private let state = Mutex<State>(State())
+    private let state = Locked<State>(State())
 
     private struct State {
         var listener: (any Channel)?

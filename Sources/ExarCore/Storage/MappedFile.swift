@@ -17,11 +17,11 @@ final class MappedFile: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let size: Int
     /// The open descriptor, or -1 once released (the mapping stays valid without it).
-    private let descriptor: Mutex<Int32>
+    private let descriptor: Locked<Int32>
 
     private init(path: String, descriptor: Int32, base: UnsafeMutableRawPointer, size: Int) {
         self.path = path
-        self.descriptor = Mutex(descriptor)
+        self.descriptor = Locked(descriptor)
         self.base = base
         self.size = size
     }

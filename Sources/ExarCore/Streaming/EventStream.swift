@@ -14,9 +14,9 @@ public final class EventStream: AsyncSequence, Sendable {
         var paused = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let capacity: Int
-    private let subscriptionBox = Mutex<Subscription?>(nil)
+    private let subscriptionBox = Locked<Subscription?>(nil)
 
     init(capacity: Int) {
         self.capacity = Swift.max(capacity, 2)
