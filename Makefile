@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what is missing.
-.PHONY: run test setup build release
+.PHONY: run test tsan setup build release
 
 setup:
 	@scripts/setup.sh
@@ -12,6 +12,10 @@ run: setup
 
 test: setup
 	swift test --disable-xctest
+
+# The engine and server suites under the thread sanitizer (a separate build folder).
+tsan: setup
+	swift test --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 build: setup
 	swift build
