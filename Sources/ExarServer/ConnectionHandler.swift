@@ -46,6 +46,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readPending = false
     private var wroteSinceFlush = false
     private var sink: StreamSink?
+    /// Set when the input cannot be framed: close once every owed answer is written.
+    private var closingAfterAnswers = false
+    /// A line over the limit, answered once the lines before it are handled.
+    private var framingError: LineTooLongError?
     private var subscription: Subscription?
 
     /// Bursts in flight at once per connection before the server stops reading from it.
@@ -90,17 +94,40 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let tooLong = error as? LineTooLongError {
-            var out = context.channel.allocator.buffer(capacity: 96)
-            out.writeError(tooLong.protocolError)
-            // Earlier answers first, then the error, then close this connection alone.
-            submitBurst()
-            writeFinishedAnswers()
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+            if machine.isStreaming {
+                var out = context.channel.allocator.buffer(capacity: 96)
+                out.writeError(tooLong.protocolError)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+                return
+            }
+            // Answered in its place: after every line before it (some may still wait), then close.
+            framingError = tooLong
+            if !blocked && waitingHead == waiting.count {
+                finishWithFramingError(context)
+            }
             return
+        }
+        if framingError != nil || closingAfterAnswers, error is ByteToMessageDecoderError {
+            return  // bytes after the unframable line: dropped while the owed answers go out
         }
         logger.debug("connection error: \(error)")
         context.close(promise: nil)
+    }
+
+    /// Answers the unframable line after every owed answer; the connection closes once they are written.
+    private func finishWithFramingError(_ context: ChannelHandlerContext) {
+        guard let error = framingError else { return }
+        framingError = nil
+        blocked = true
+        closingAfterAnswers = true
+        submitBurst()
+        let final = Burst()
+        final.slots = [.error(error.protocolError)]
+        final.done = true
+        bursts.append(final)
+        writeFinishedAnswers()
+        flushIfNeeded(context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -263,7 +290,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard let context else { return }
         writeFinishedAnswers()
         flushIfNeeded(context)
-        if blocked && !machine.isStreaming && burstsHead == bursts.count {
+        if blocked && !closingAfterAnswers && !machine.isStreaming && burstsHead == bursts.count {
             blocked = false
             processWaitingLines(context)
         }
@@ -296,6 +323,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if burstsHead == bursts.count {
             bursts.removeAll(keepingCapacity: true)
             burstsHead = 0
+            if closingAfterAnswers {
+                let channel = context.channel
+                wroteSinceFlush = false
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+                    .whenComplete { _ in channel.close(promise: nil) }
+            }
         }
     }
 
@@ -309,6 +342,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
             waitingHead = 0
+            if !blocked && framingError != nil {
+                finishWithFramingError(context)
+                return
+            }
         }
         submitBurst()
         writeFinishedAnswers()

@@ -146,3 +146,21 @@ import Testing
         try await server.stop()
     }
 }
+
+@Suite(.serialized) struct FramingOrderTests {
+    @Test func answersOwedBeforeAnOverlongLineComeFirst() async throws {
+        let server = try await TestServer(maxLineBytes: 4096)
+        defer { server.removeFiles() }
+        let client = try LineClient(port: server.port)
+        var text = "Connect\tc\n"
+        for number in 1...500 { text += "Publish\tt\t\(number)\tx\n" }
+        text += "Publish\tt\t0\t" + String(repeating: "y", count: 8000) + "\n"
+        client.send(text)
+        let lines = client.readLines(502)
+        #expect(lines.first == "Connected")
+        #expect(Array(lines.dropFirst().prefix(500)) == (1...500).map { "Published\t\($0)" })
+        #expect(lines.last == "Error\tIoError\tInvalidData\tline longer than the maximum of 4096 bytes")
+        #expect(client.isClosedByServer())
+        try await server.stop()
+    }
+}
