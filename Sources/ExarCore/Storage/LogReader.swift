@@ -20,10 +20,12 @@ struct LogCursor: Sendable, Equatable {
 struct TagFilter: Sendable {
     let bytes: [UInt8]
     let hash: TagHash
+    let blockProbe: BlockBitmapProbe
 
     init(_ tag: String) {
         bytes = Array(tag.utf8)
         hash = TagHash(tag)
+        blockProbe = BlockBitmapProbe(hash)
     }
 
     func matches(_ tags: UnsafeRawBufferPointer) -> Bool {
@@ -226,10 +228,12 @@ final class LogReader {
             return nil  // inside a block: its batches are read
         }
         hint = block
-        guard block + 1 < count, !segment.blockMayContain(block, tag.hash) else { return nil }
+        let bitmaps = segment.blockBitmaps
+        let stride = Format.Tags.blockBits / 8
+        guard block + 1 < count, !tag.blockProbe.mayContain(bitmaps + block * stride) else { return nil }
         // Skip every following complete block that rules the tag out, in one go.
         var next = block + 1
-        while next + 1 < count && !segment.blockMayContain(next, tag.hash) {
+        while next + 1 < count && !tag.blockProbe.mayContain(bitmaps + next * stride) {
             next += 1
         }
         hint = next

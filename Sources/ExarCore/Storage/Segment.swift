@@ -285,9 +285,9 @@ final class Segment: @unchecked Sendable {
                             hashes: Format.Tags.segmentHashes)
     }
 
-    func blockMayContain(_ block: Int, _ hash: TagHash) -> Bool {
-        let bitmap = tags.base + Format.Tags.headerSize + Format.Tags.segmentBits / 8 + block * (Format.Tags.blockBits / 8)
-        return TagBloom.mayContain(hash, in: bitmap, bits: Format.Tags.blockBits, hashes: Format.Tags.blockHashes)
+    /// The first block bitmap (they follow each other, `blockBits / 8` bytes apart).
+    var blockBitmaps: UnsafeRawPointer {
+        UnsafeRawPointer(tags.base) + Format.Tags.headerSize + Format.Tags.segmentBits / 8
     }
 }
 

@@ -22,6 +22,29 @@ struct TagHash: Sendable, Equatable {
     }
 }
 
+/// The bits one tag sets in every block bitmap: the same in each block (same size, same hashes),
+/// so a tag query computes them once and tests each block with three byte loads.
+struct BlockBitmapProbe: Sendable {
+    private let offsets: (Int, Int, Int)
+    private let masks: (UInt8, UInt8, UInt8)
+
+    init(_ hash: TagHash) {
+        precondition(Format.Tags.blockHashes == 3, "the probe unrolls three hashes")
+        let mask = UInt32(Format.Tags.blockBits - 1)
+        let bits = (0..<3).map { Int((hash.h1 &+ UInt32($0) &* hash.h2) & mask) }
+        offsets = (bits[0] >> 3, bits[1] >> 3, bits[2] >> 3)
+        masks = (UInt8(1 << (bits[0] & 7)), UInt8(1 << (bits[1] & 7)), UInt8(1 << (bits[2] & 7)))
+    }
+
+    /// Whether the block bitmap at `bitmap` may hold the tag.
+    @inline(__always)
+    func mayContain(_ bitmap: UnsafeRawPointer) -> Bool {
+        bitmap.load(fromByteOffset: offsets.0, as: UInt8.self) & masks.0 != 0
+            && bitmap.load(fromByteOffset: offsets.1, as: UInt8.self) & masks.1 != 0
+            && bitmap.load(fromByteOffset: offsets.2, as: UInt8.self) & masks.2 != 0
+    }
+}
+
 enum TagBloom {
     @inline(__always)
     static func insert(_ hash: TagHash, into bitmap: UnsafeMutableRawPointer, bits: Int, hashes: Int) {
