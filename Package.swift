@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ExarModel", targets: ["ExarModel"]),
         .library(name: "ExarClient", targets: ["ExarClient"]),
         .executable(name: "exar-db", targets: ["exar-db"]),
+        .executable(name: "exar-inspect", targets: ["exar-inspect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -60,6 +61,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The segment dumper and verifier.
+        .executableTarget(
+            name: "exar-inspect",
+            dependencies: [
+                "ExarCore", "ExarModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/exar-inspect"
+        ),
         // A tiny publisher the crash tests run as a child process and kill with SIGKILL.
         .executableTarget(
             name: "exar-crash-helper",
@@ -82,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "ExarServerTests",
             dependencies: [
-                "ExarServer", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db",
+                "ExarServer", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db", "exar-inspect",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

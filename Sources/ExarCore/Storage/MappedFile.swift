@@ -55,9 +55,10 @@ final class MappedFile: @unchecked Sendable {
         }
     }
 
-    /// Maps the existing file at `path` with its current size.
-    static func open(path: String) throws(ExarError) -> MappedFile {
-        let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, O_RDWR | O_CLOEXEC) }
+    /// Maps the existing file at `path` with its current size; read-only unless `writable`.
+    static func open(path: String, writable: Bool = true) throws(ExarError) -> MappedFile {
+        let flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC
+        let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, flags) }
         var info = stat()
         if fstat(fd, &info) != 0 {
             let code = errno
@@ -70,7 +71,7 @@ final class MappedFile: @unchecked Sendable {
             throw .io(.unexpectedEof, "empty file: \(path)")
         }
         do throws(ExarError) {
-            return try map(fd: fd, path: path, size: size)
+            return try map(fd: fd, path: path, size: size, protection: writable ? PROT_READ | PROT_WRITE : PROT_READ)
         } catch {
             close(fd)
             throw error
@@ -91,8 +92,10 @@ final class MappedFile: @unchecked Sendable {
         throw Syscall.error(result, "preallocate \(size) bytes for \(path)")
     }
 
-    private static func map(fd: Int32, path: String, size: Int) throws(ExarError) -> MappedFile {
-        let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+    private static func map(fd: Int32, path: String, size: Int, protection: Int32 = PROT_READ | PROT_WRITE)
+        throws(ExarError) -> MappedFile
+    {
+        let address = mmap(nil, size, protection, MAP_SHARED, fd, 0)
         guard let address, address != MAP_FAILED else {
             throw Syscall.error(errno, "mmap \(path)")
         }
