@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "ExarClient", targets: ["ExarClient"]),
         .executable(name: "exar-db", targets: ["exar-db"]),
         .executable(name: "exar-inspect", targets: ["exar-inspect"]),
+        .executable(name: "exar-bench", targets: ["exar-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -17,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -70,6 +72,18 @@ let package = Package(
             ],
             path: "tools/exar-inspect"
         ),
+        // The load tool.
+        .executableTarget(
+            name: "exar-bench",
+            dependencies: [
+                "ExarNet", "ExarModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "tools/exar-bench"
+        ),
         // A tiny publisher the crash tests run as a child process and kill with SIGKILL.
         .executableTarget(
             name: "exar-crash-helper",
@@ -92,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ExarServerTests",
             dependencies: [
-                "ExarServer", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db", "exar-inspect",
+                "ExarServer", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db", "exar-inspect", "exar-bench",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

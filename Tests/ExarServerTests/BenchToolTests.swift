@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+
+/// Runs the real `exar-bench` binary: it starts its own exar-db (built beside it) and loads it.
+@Suite(.serialized) struct BenchToolTests {
+    private func bench(_ arguments: [String]) throws -> [String: Any] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("exar-bench")
+        process.arguments = arguments + ["--json"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test func publishWorkloadReportsThroughputAndLatencies() throws {
+        let result = try bench(["publish", "-n", "3000", "-c", "3", "-p", "8", "-s", "50"])
+        #expect(result["workload"] as? String == "publish")
+        #expect(result["events"] as? Int == 3000)
+        #expect((result["events_per_second"] as? Double ?? 0) > 0)
+        let latency = try #require(result["latency_us"] as? [String: Double])
+        #expect(Set(latency.keys) == ["p50", "p90", "p99", "p99.9", "max"])
+        #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["p99"]! && latency["p99"]! <= latency["max"]!)
+    }
+
+    @Test func catchUpWorkloadReadsEverythingBack() throws {
+        let all = try bench(["catchup", "-n", "4000"])
+        #expect(all["events"] as? Int == 4000)
+        #expect((all["megabytes_per_second"] as? Double ?? 0) > 0)
+        let tagged = try bench(["catchup", "-n", "4000", "--tag", "tag1"])
+        #expect(tagged["events"] as? Int == 1000)
+    }
+}
