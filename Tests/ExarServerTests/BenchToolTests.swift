@@ -34,4 +34,11 @@ import Testing
         let tagged = try bench(["catchup", "-n", "4000", "--tag", "tag1"])
         #expect(tagged["events"] as? Int == 1000)
     }
+
+    @Test func fanOutWorkloadMeasuresDeliveryLatency() throws {
+        let result = try bench(["fanout", "-k", "3", "-r", "5000", "-n", "1000"])
+        #expect(result["events"] as? Int == 3000)
+        let latency = try #require(result["latency_us"] as? [String: Double])
+        #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["max"]!)
+    }
 }

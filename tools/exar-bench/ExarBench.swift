@@ -14,7 +14,7 @@ struct ExarBench: AsyncParsableCommand {
         abstract: "Load an Exar DB server: publish and catch-up workloads, throughput and latency percentiles.",
         discussion: "Without --port it starts its own exar-db (found beside exar-bench) on a temporary folder and a free port.",
         version: "0.1.0",
-        subcommands: [PublishWorkload.self, CatchUpWorkload.self]
+        subcommands: [PublishWorkload.self, CatchUpWorkload.self, FanOutWorkload.self]
     )
 }
 
@@ -186,5 +186,53 @@ func report(workload: String, parameters: [String: Int], events: Int, seconds: D
     print("throughput   \(String(format: "%.0f", rate)) events/s, \(String(format: "%.1f", megabytes)) MB/s")
     if !percentiles.isEmpty {
         print("latency (us) " + percentiles.map { "\($0.0) \(String(format: "%.0f", $0.1))" }.joined(separator: "  "))
+    }
+}
+
+struct FanOutWorkload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout",
+        abstract: "K live subscribers, one publisher at a target rate: latency from publishing to delivery.")
+
+    @OptionGroup var target: Target
+    @Option(name: .customShort("k"), help: "Live subscribers.") var subscribers = 16
+    @Option(name: .customShort("r"), help: "Events per second published.") var rate = 50_000
+    @Option(name: .customShort("n"), help: "Events in all.") var events = 200_000
+    @Option(name: .customShort("s"), help: "Data bytes per event.") var size = 100
+
+    func run() async throws {
+        let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
+        let (latency, seconds) = try await withServer(target) { host, port in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { group.shutdownGracefully { _ in } }
+            var subscribedFutures: [EventLoopFuture<Void>] = []
+            var doneFutures: [EventLoopFuture<Histogram<UInt64>>] = []
+            let connect = target.connectLine(collection)
+            var subscribe = ByteBuffer()
+            subscribe.writeSubscribe(Query(live: true, offset: 0, limit: UInt64(events)))
+            let subscribeLine = subscribe
+            for _ in 0..<subscribers {
+                let subscribed = group.next().makePromise(of: Void.self)
+                let done = group.next().makePromise(of: Histogram<UInt64>.self)
+                subscribedFutures.append(subscribed.futureResult)
+                doneFutures.append(done.futureResult)
+                try await connectDriver(host: host, port: port, group: group) {
+                    LiveSubscriberDriver(connectLine: connect, subscribeLine: subscribeLine, subscribed: subscribed, done: done)
+                }
+            }
+            for future in subscribedFutures { try await future.get() }
+            let started = monotonicNanoseconds()
+            let published = group.next().makePromise(of: Void.self)
+            try await connectDriver(host: host, port: port, group: group) {
+                PacedPublisherDriver(connectLine: connect, total: events, rate: rate, size: size, done: published)
+            }
+            try await published.futureResult.get()
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+            for future in doneFutures { merged.add(try await future.get()) }
+            return (merged, Double(monotonicNanoseconds() - started) / 1e9)
+        }
+        report(workload: "fanout", parameters: ["subscribers": subscribers, "rate": rate, "events": events, "size": size],
+               events: events * subscribers, seconds: seconds, bytesPerEvent: Double(size + 40), latency: latency,
+               json: target.json)
     }
 }

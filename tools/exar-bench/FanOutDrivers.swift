@@ -1,0 +1,131 @@
+import ExarNet
+import Histogram
+import NIOCore
+
+/// A live subscriber of the fan-out workload: records, per event, the time from the publisher
+/// writing it (carried in the event's data) to its delivery here.
+final class LiveSubscriberDriver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let connectLine: ByteBuffer
+    private let subscribeLine: ByteBuffer
+    private let subscribed: EventLoopPromise<Void>
+    private let done: EventLoopPromise<Histogram<UInt64>>
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+    private var state = 0
+
+    init(connectLine: ByteBuffer, subscribeLine: ByteBuffer, subscribed: EventLoopPromise<Void>,
+         done: EventLoopPromise<Histogram<UInt64>>) {
+        self.connectLine = connectLine
+        self.subscribeLine = subscribeLine
+        self.subscribed = subscribed
+        self.done = done
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(connectLine), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        switch state {
+        case 0:
+            state = 1
+            context.writeAndFlush(wrapOutboundOut(subscribeLine), promise: nil)
+        case 1:
+            state = 2
+            subscribed.succeed(())
+        default:
+            guard line.readableBytesView.starts(with: "Event\t".utf8) else {
+                done.succeed(histogram)
+                context.close(promise: nil)
+                return
+            }
+            let now = monotonicNanoseconds()
+            // Event\t<id>\t<ts>\t<tags>\t<sent ns>...: the fifth field starts with the send time.
+            var tabs = 0
+            var sent: UInt64 = 0
+            for byte in line.readableBytesView {
+                if tabs == 4 {
+                    guard byte >= 48 && byte <= 57 else { break }
+                    sent = sent * 10 + UInt64(byte - 48)
+                } else if byte == 9 {
+                    tabs += 1
+                }
+            }
+            if sent > 0 && now > sent { histogram.record(now - sent) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        subscribed.fail(BenchError("subscriber closed before subscribing"))
+        done.fail(BenchError("subscriber closed before the end of its stream"))
+    }
+}
+
+/// Publishes `total` events at `rate` per second (paced every millisecond), each carrying its send time.
+final class PacedPublisherDriver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let connectLine: ByteBuffer
+    private let total: Int
+    private let rate: Int
+    private let padding: String
+    private let done: EventLoopPromise<Void>
+    private var sent = 0
+    private var answered = 0
+    private var started: UInt64 = 0
+    private var connected = false
+
+    init(connectLine: ByteBuffer, total: Int, rate: Int, size: Int, done: EventLoopPromise<Void>) {
+        self.connectLine = connectLine
+        self.total = total
+        self.rate = max(1, rate)
+        self.padding = String(repeating: "x", count: max(0, size - 20))
+        self.done = done
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(connectLine), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !connected {
+            connected = true
+            started = monotonicNanoseconds()
+            tick(context)
+            return
+        }
+        answered += 1
+        if answered == total {
+            done.succeed(())
+            context.close(promise: nil)
+        }
+    }
+
+    /// Sends what the rate allows by now, then comes back in a millisecond.
+    private func tick(_ context: ChannelHandlerContext) {
+        let elapsed = monotonicNanoseconds() - started
+        let due = min(total, Int(Double(elapsed) / 1e9 * Double(rate)) + 1)
+        if due > sent {
+            var out = context.channel.allocator.buffer(capacity: (due - sent) * (padding.utf8.count + 48))
+            while sent < due {
+                out.writePublish(tags: ["fan"], timestamp: 0, data: String(monotonicNanoseconds()) + " " + padding)
+                sent += 1
+            }
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if sent < total {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(1)) {
+                loopBound.value.0.tick(loopBound.value.1)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(BenchError("publisher closed after \(answered) of \(total) answers"))
+    }
+}
