@@ -41,4 +41,18 @@ import Testing
         let latency = try #require(result["latency_us"] as? [String: Double])
         #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["max"]!)
     }
+
+    /// Needs Debian's redis-server (CI installs it; `Benchmarks/compare-redis.sh` too).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server")))
+    func redisPeerRunsTheSameLoadSideBySide() throws {
+        let result = try bench(["publish", "-n", "2000", "-c", "2", "-p", "8", "--peer", "redis"])
+        let exar = try #require(result["exar"] as? [String: Any])
+        let redis = try #require(result["redis"] as? [String: Any])
+        #expect(exar["events"] as? Int == 2000 && redis["events"] as? Int == 2000)
+        #expect((redis["events_per_second"] as? Double ?? 0) > 0)
+        #expect((result["ratio_events_per_second"] as? Double ?? 0) > 0)
+        #expect((result["durability"] as? String ?? "").contains("appendonly no"))
+        let catchUp = try bench(["catchup", "-n", "3000", "--peer", "redis"])
+        #expect((catchUp["redis"] as? [String: Any])?["events"] as? Int == 3000)
+    }
 }

@@ -110,6 +110,8 @@ struct PublishWorkload: AsyncParsableCommand {
     @Option(name: .customShort("c"), help: "Connections.") var connections = 50
     @Option(name: .customShort("p"), help: "Publishes in flight per connection.") var pipeline = 16
     @Option(help: "Tags are drawn from this many (one per connection, round robin).") var tags = 4
+    @Option(help: "Also run the same load against a peer started on loopback and print the ratio (redis: XADD).")
+    var peer: String?
 
     func validate() throws {
         guard events > 0, size >= 0, connections > 0, pipeline > 0 else { throw ValidationError("counts must be positive") }
@@ -121,9 +123,21 @@ struct PublishWorkload: AsyncParsableCommand {
             try await runPublish(host: host, port: port, target: target, collection: collection, events: events,
                                  size: size, connections: connections, pipeline: pipeline, tags: tags)
         }
-        let lineBytes = Double(size + 30)
-        report(workload: "publish", parameters: ["events": events, "size": size, "connections": connections, "pipeline": pipeline],
-               events: events, seconds: seconds, bytesPerEvent: lineBytes, latency: histogram, json: target.json)
+        let parameters = ["events": events, "size": size, "connections": connections, "pipeline": pipeline]
+        let exar = Summary(system: "exar-db", workload: "publish", parameters: parameters, events: events, seconds: seconds,
+                           bytesPerEvent: Double(size + 30), latency: histogram)
+        var redis: Summary?
+        if peer == "redis" {
+            let server = try RedisProcess()
+            defer { server.stop() }
+            let (latency, redisSeconds) = try await runRedisXAdd(port: server.port, key: "bench", events: events, size: size,
+                                                                 connections: connections, pipeline: pipeline)
+            redis = Summary(system: "redis (XADD)", workload: "publish", parameters: parameters, events: events,
+                            seconds: redisSeconds, bytesPerEvent: Double(size + 30), latency: latency)
+        } else if let peer {
+            throw ValidationError("unknown peer \(peer): only redis")
+        }
+        output(exar, peer: redis, json: target.json)
     }
 }
 
@@ -134,6 +148,8 @@ struct CatchUpWorkload: AsyncParsableCommand {
     @Option(name: .customShort("n"), help: "Events to publish, then read.") var events = 1_000_000
     @Option(name: .customShort("s"), help: "Data bytes per event.") var size = 100
     @Option(help: "Read only events with this tag (tags are tag0...tag3, so about a quarter match).") var tag: String?
+    @Option(help: "Also read the same number of entries from a peer and print the ratio (redis: XRANGE pages).")
+    var peer: String?
 
     func run() async throws {
         let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
@@ -153,40 +169,96 @@ struct CatchUpWorkload: AsyncParsableCommand {
             return try await promise.futureResult.get()
         }
         let seconds = Double(result.nanoseconds) / 1e9
-        report(workload: "catchup", parameters: ["events": events, "size": size, "tagged": tag == nil ? 0 : 1],
-               events: result.events, seconds: seconds,
-               bytesPerEvent: result.events > 0 ? Double(result.bytes) / Double(result.events) : 0, latency: nil, json: target.json)
+        let parameters = ["events": events, "size": size, "tagged": tag == nil ? 0 : 1]
+        let exar = Summary(system: "exar-db", workload: "catchup", parameters: parameters, events: result.events,
+                           seconds: seconds, bytesPerEvent: result.events > 0 ? Double(result.bytes) / Double(result.events) : 0,
+                           latency: nil)
+        var redis: Summary?
+        if peer == "redis" {
+            let server = try RedisProcess()
+            defer { server.stop() }
+            _ = try await runRedisXAdd(port: server.port, key: "bench", events: events, size: size, connections: 4, pipeline: 64)
+            let read = try await runRedisXRange(port: server.port, key: "bench")
+            redis = Summary(system: "redis (XRANGE)", workload: "catchup", parameters: parameters, events: read.events,
+                            seconds: Double(read.nanoseconds) / 1e9,
+                            bytesPerEvent: read.events > 0 ? Double(read.bytes) / Double(read.events) : 0, latency: nil)
+        } else if let peer {
+            throw ValidationError("unknown peer \(peer): only redis")
+        }
+        output(exar, peer: redis, json: target.json)
+    }
+}
+
+/// One run's figures, as printed in the table and in the JSON.
+struct Summary {
+    let system: String
+    let workload: String
+    let parameters: [String: Int]
+    let events: Int
+    let seconds: Double
+    let bytesPerEvent: Double
+    let latency: Histogram<UInt64>?
+
+    var rate: Double { seconds > 0 ? Double(events) / seconds : 0 }
+
+    var percentiles: [(String, Double)] {
+        guard let latency else { return [] }
+        var values = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)].map { name, percentile in
+            (name, Double(latency.valueAtPercentile(percentile)) / 1000)
+        }
+        values.append(("max", Double(latency.max) / 1000))
+        return values
+    }
+
+    var json: [String: Any] {
+        var object: [String: Any] = ["system": system, "workload": workload, "parameters": parameters, "events": events,
+                                     "seconds": seconds, "events_per_second": rate,
+                                     "megabytes_per_second": rate * bytesPerEvent / 1e6]
+        if !percentiles.isEmpty { object["latency_us"] = Dictionary(uniqueKeysWithValues: percentiles) }
+        return object
+    }
+
+    func printTable() {
+        print("system       \(system)")
+        print("workload     \(workload) \(parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        print("events       \(events) in \(String(format: "%.3f", seconds)) s")
+        print("throughput   \(String(format: "%.0f", rate)) events/s, \(String(format: "%.1f", rate * bytesPerEvent / 1e6)) MB/s")
+        if !percentiles.isEmpty {
+            print("latency (us) " + percentiles.map { "\($0.0) \(String(format: "%.0f", $0.1))" }.joined(separator: "  "))
+        }
+    }
+}
+
+/// The durability settings each side ran with, stated with every comparison.
+let durabilityNote = "exar-db: sync = none (page cache; survives a crash of the process); redis: appendonly no, save \"\" (memory only)"
+
+/// Prints one result, or a result and its peer with the ratio, as a table or one JSON object.
+func output(_ exar: Summary, peer: Summary?, json: Bool) {
+    if json {
+        var object = exar.json
+        if let peer {
+            object = ["exar": exar.json, "redis": peer.json, "ratio_events_per_second": exar.rate / max(peer.rate, 1),
+                      "durability": durabilityNote]
+        }
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+        return
+    }
+    exar.printTable()
+    if let peer {
+        print("")
+        peer.printTable()
+        print("")
+        print("ratio        exar-db / redis = \(String(format: "%.2f", exar.rate / max(peer.rate, 1)))x events/s")
+        print("durability   \(durabilityNote)")
     }
 }
 
 /// Prints the result as a table or one JSON object.
 func report(workload: String, parameters: [String: Int], events: Int, seconds: Double, bytesPerEvent: Double,
             latency: Histogram<UInt64>?, json: Bool) {
-    let rate = seconds > 0 ? Double(events) / seconds : 0
-    let megabytes = rate * bytesPerEvent / 1e6
-    var percentiles: [(String, Double)] = []
-    if let latency {
-        for (name, percentile) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)] {
-            percentiles.append((name, Double(latency.valueAtPercentile(percentile)) / 1000))
-        }
-        percentiles.append(("max", Double(latency.max) / 1000))
-    }
-    if json {
-        var object: [String: Any] = ["workload": workload, "parameters": parameters, "events": events,
-                                     "seconds": seconds, "events_per_second": rate, "megabytes_per_second": megabytes]
-        if !percentiles.isEmpty {
-            object["latency_us"] = Dictionary(uniqueKeysWithValues: percentiles)
-        }
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-        return
-    }
-    print("workload     \(workload) \(parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
-    print("events       \(events) in \(String(format: "%.3f", seconds)) s")
-    print("throughput   \(String(format: "%.0f", rate)) events/s, \(String(format: "%.1f", megabytes)) MB/s")
-    if !percentiles.isEmpty {
-        print("latency (us) " + percentiles.map { "\($0.0) \(String(format: "%.0f", $0.1))" }.joined(separator: "  "))
-    }
+    output(Summary(system: "exar-db", workload: workload, parameters: parameters, events: events, seconds: seconds,
+                   bytesPerEvent: bytesPerEvent, latency: latency), peer: nil, json: json)
 }
 
 struct FanOutWorkload: AsyncParsableCommand {

@@ -40,10 +40,7 @@ final class ServerProcess {
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        stopProcess(process)
         try? FileManager.default.removeItem(atPath: folder)
     }
 
@@ -74,4 +71,20 @@ final class ServerProcess {
         guard ok else { throw BenchError("no free port") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+/// SIGTERM, then up to 10 s for a graceful exit, then SIGKILL. Polls the child with `waitpid`
+/// (`waitUntilExit` and `isRunning` depend on Foundation noticing the exit, which can lag in an
+/// async command).
+func stopProcess(_ process: Process) {
+    let pid = process.processIdentifier
+    guard pid > 0 else { return }
+    kill(pid, SIGTERM)
+    for _ in 0..<1000 {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid || (result == -1 && errno == ECHILD) || !process.isRunning { return }
+        usleep(10_000)
+    }
+    kill(pid, SIGKILL)
 }

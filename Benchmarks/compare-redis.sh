@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Side by side with Redis Streams on this machine, in one run: installs redis-server if missing,
+# builds the release tools, runs each workload against exar-db and redis, prints both and the ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v redis-server >/dev/null; then
+    SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+scripts/setup.sh
+swift build -c release --product exar-db
+swift build -c release --product exar-bench
+bench=.build/release/exar-bench
+$bench publish -c 50 -p 16 -n 1000000 --peer redis
+$bench publish -c 1 -p 16 -n 200000 --peer redis
+$bench publish -c 50 -p 1 -n 200000 --peer redis
+$bench catchup -n 1000000 --peer redis

@@ -1,0 +1,220 @@
+import ExarNet
+import Foundation
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// A `redis-server` started on a free loopback port for the side-by-side runs, with persistence
+/// off (`--save ""`, `--appendonly no`): it keeps streams in memory only, which the report states.
+final class RedisProcess {
+    let port: Int
+    private let process: Process
+
+    init() throws {
+        guard let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }) else {
+            throw BenchError("redis-server not found: install it (apt-get install -y redis-server) or run Benchmarks/compare-redis.sh")
+        }
+        port = try ServerProcess.freePort()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--daemonize", "no", "--protected-mode", "no"]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        for _ in 0..<200 where !ServerProcess.canConnect(port: port) { usleep(25_000) }
+        guard ServerProcess.canConnect(port: port) else { throw BenchError("redis-server did not start") }
+    }
+
+    /// SIGKILL: the peer keeps nothing on disk, and a child started from a Dispatch thread may
+    /// inherit a mask that blocks SIGTERM (redis does not unblock it, unlike exar-db).
+    func stop() {
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+}
+
+/// RESP encoding of a command.
+func respCommand(_ parts: [String]) -> ByteBuffer {
+    var buffer = ByteBuffer()
+    buffer.writeString("*\(parts.count)\r\n")
+    for part in parts {
+        buffer.writeString("$\(part.utf8.count)\r\n\(part)\r\n")
+    }
+    return buffer
+}
+
+/// The XADD workload: the same connections, pipeline depth and payload as `publish`.
+final class RedisXAddDriver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let command: ByteBuffer
+    private let total: Int
+    private let pipeline: Int
+    private let done: EventLoopPromise<Histogram<UInt64>>
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+    private var sendTimes: [UInt64]
+    private var head = 0
+    private var sent = 0
+    private var answered = 0
+    private var owed = 0
+
+    init(command: ByteBuffer, total: Int, pipeline: Int, done: EventLoopPromise<Histogram<UInt64>>) {
+        self.command = command
+        self.total = total
+        self.pipeline = max(1, pipeline)
+        self.done = done
+        sendTimes = Array(repeating: 0, count: self.pipeline)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        owed = min(pipeline, total)
+        channelReadComplete(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        // A reply is "$<length>" then the id; count the id lines (and fail on errors).
+        guard let first = line.readableBytesView.first else { return }
+        if first == UInt8(ascii: "-") {
+            done.fail(BenchError("redis answered \(String(buffer: line))"))
+            context.close(promise: nil)
+            return
+        }
+        if first == UInt8(ascii: "$") { return }
+        let now = monotonicNanoseconds()
+        histogram.record(now - sendTimes[head % pipeline])
+        head += 1
+        answered += 1
+        if sent + owed < total { owed += 1 }
+        if answered == total {
+            done.succeed(histogram)
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard owed > 0 else { return }
+        var out = context.channel.allocator.buffer(capacity: owed * command.readableBytes)
+        let now = monotonicNanoseconds()
+        for _ in 0..<owed {
+            sendTimes[sent % pipeline] = now
+            out.writeImmutableBuffer(command)
+            sent += 1
+        }
+        owed = 0
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(BenchError("redis connection closed after \(answered) answers"))
+    }
+}
+
+/// Reads a stream back with `XRANGE` pages of 10,000 entries, as fast as the replies come.
+final class RedisXRangeDriver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let key: String
+    private let done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>
+    private var started: UInt64 = 0
+    private var events = 0
+    private var bytes = 0
+    private var linesLeft = 0
+    private var entriesInPage = 0
+    private var lastId = "-"
+    private var lineInEntry = 0
+    private static let page = 10_000
+
+    init(key: String, done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>) {
+        self.key = key
+        self.done = done
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        started = monotonicNanoseconds()
+        requestPage(context)
+    }
+
+    private func requestPage(_ context: ChannelHandlerContext) {
+        let start = lastId == "-" ? "-" : "(" + lastId
+        context.writeAndFlush(wrapOutboundOut(respCommand(["XRANGE", key, start, "+", "COUNT", String(Self.page)])), promise: nil)
+        linesLeft = -1
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        bytes += line.readableBytes + 2
+        if linesLeft == -1 {
+            // "*<entries>": each entry is 8 lines (*2, $len, id, *2, $4, data, $len, payload).
+            entriesInPage = Int(String(buffer: line).dropFirst()) ?? 0
+            linesLeft = entriesInPage * 8
+            lineInEntry = 0
+            if entriesInPage == 0 { finish(context) }
+            return
+        }
+        lineInEntry += 1
+        if lineInEntry == 3 { lastId = String(buffer: line) }
+        if lineInEntry == 8 {
+            lineInEntry = 0
+            events += 1
+        }
+        linesLeft -= 1
+        if linesLeft == 0 {
+            if entriesInPage < Self.page { finish(context) } else { requestPage(context) }
+        }
+    }
+
+    private func finish(_ context: ChannelHandlerContext) {
+        done.succeed((events, bytes, monotonicNanoseconds() - started))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(BenchError("redis connection closed after \(events) entries"))
+    }
+}
+
+/// Connects a RESP driver (lines split at `\\n`, the `\\r` dropped by the same framing).
+func connectRedisDriver(port: Int, group: any EventLoopGroup, handler: @escaping @Sendable () -> any ChannelHandler) async throws {
+    try await connectDriver(host: "127.0.0.1", port: port, group: group, handler: handler)
+}
+
+/// XADD with C connections x P in flight; returns latencies and seconds.
+func runRedisXAdd(port: Int, key: String, events: Int, size: Int, connections: Int, pipeline: Int)
+    async throws -> (Histogram<UInt64>, Double)
+{
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { group.shutdownGracefully { _ in } }
+    let command = respCommand(["XADD", key, "*", "data", String(repeating: "x", count: size)])
+    let perConnection = (events + connections - 1) / connections
+    var futures: [EventLoopFuture<Histogram<UInt64>>] = []
+    let started = monotonicNanoseconds()
+    for number in 0..<connections {
+        let count = min(perConnection, events - number * perConnection)
+        guard count > 0 else { break }
+        let promise = group.next().makePromise(of: Histogram<UInt64>.self)
+        futures.append(promise.futureResult)
+        try await connectRedisDriver(port: port, group: group) {
+            RedisXAddDriver(command: command, total: count, pipeline: pipeline, done: promise)
+        }
+    }
+    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+    for future in futures { merged.add(try await future.get()) }
+    return (merged, Double(monotonicNanoseconds() - started) / 1e9)
+}
+
+func runRedisXRange(port: Int, key: String) async throws -> (events: Int, bytes: Int, nanoseconds: UInt64) {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { group.shutdownGracefully { _ in } }
+    let promise = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
+    try await connectRedisDriver(port: port, group: group) { RedisXRangeDriver(key: key, done: promise) }
+    return try await promise.futureResult.get()
+}
