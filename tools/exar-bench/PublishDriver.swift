@@ -11,25 +11,16 @@ final class PublishDriver: ChannelInboundHandler {
 
     private let connectLine: ByteBuffer
     private let publishLine: ByteBuffer
-    private let total: Int
-    private let pipeline: Int
     private let done: EventLoopPromise<Histogram<UInt64>>
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-    private var sendTimes: [UInt64]
-    private var head = 0
-    private var sent = 0
-    private var answered = 0
+    private var window: PipelineWindow
     private var connected = false
-    private var owed = 0
 
     init(connectLine: ByteBuffer, publishLine: ByteBuffer, total: Int, pipeline: Int,
          done: EventLoopPromise<Histogram<UInt64>>) {
         self.connectLine = connectLine
         self.publishLine = publishLine
-        self.total = total
-        self.pipeline = max(1, pipeline)
         self.done = done
-        sendTimes = Array(repeating: 0, count: self.pipeline)
+        window = PipelineWindow(total: total, depth: pipeline)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -45,40 +36,27 @@ final class PublishDriver: ChannelInboundHandler {
                 return
             }
             connected = true
-            owed = min(pipeline, total)
+            window.start()
             return
         }
         guard line.readableBytesView.starts(with: "Published\t".utf8) else {
             fail(context, "publish answered: \(String(buffer: line))")
             return
         }
-        // Answers come in order: the oldest send time is this answer's.
-        let started = sendTimes[head % pipeline]
-        head += 1
-        histogram.record(now - started)
-        answered += 1
-        if sent + owed < total { owed += 1 }
-        if answered == total {
-            done.succeed(histogram)
+        if window.answer(at: now) {
+            done.succeed(window.histogram)
             context.close(promise: nil)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        guard owed > 0 else { return }
-        var out = context.channel.allocator.buffer(capacity: owed * publishLine.readableBytes)
-        let now = monotonicNanoseconds()
-        for _ in 0..<owed {
-            sendTimes[sent % pipeline] = now
-            out.writeImmutableBuffer(publishLine)
-            sent += 1
+        if let out = window.due(publishLine, allocator: context.channel.allocator) {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
-        owed = 0
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        done.fail(BenchError("connection closed after \(answered) of \(total) answers"))
+        done.fail(BenchError("connection closed after \(window.answered) of \(window.total) answers"))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -55,26 +55,17 @@ final class RedisXAddDriver: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let command: ByteBuffer
-    private let total: Int
-    private let pipeline: Int
     private let done: EventLoopPromise<Histogram<UInt64>>
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-    private var sendTimes: [UInt64]
-    private var head = 0
-    private var sent = 0
-    private var answered = 0
-    private var owed = 0
+    private var window: PipelineWindow
 
     init(command: ByteBuffer, total: Int, pipeline: Int, done: EventLoopPromise<Histogram<UInt64>>) {
         self.command = command
-        self.total = total
-        self.pipeline = max(1, pipeline)
         self.done = done
-        sendTimes = Array(repeating: 0, count: self.pipeline)
+        window = PipelineWindow(total: total, depth: pipeline)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        owed = min(pipeline, total)
+        window.start()
         channelReadComplete(context: context)
     }
 
@@ -88,32 +79,20 @@ final class RedisXAddDriver: ChannelInboundHandler {
             return
         }
         if first == UInt8(ascii: "$") { return }
-        let now = monotonicNanoseconds()
-        histogram.record(now - sendTimes[head % pipeline])
-        head += 1
-        answered += 1
-        if sent + owed < total { owed += 1 }
-        if answered == total {
-            done.succeed(histogram)
+        if window.answer(at: monotonicNanoseconds()) {
+            done.succeed(window.histogram)
             context.close(promise: nil)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        guard owed > 0 else { return }
-        var out = context.channel.allocator.buffer(capacity: owed * command.readableBytes)
-        let now = monotonicNanoseconds()
-        for _ in 0..<owed {
-            sendTimes[sent % pipeline] = now
-            out.writeImmutableBuffer(command)
-            sent += 1
+        if let out = window.due(command, allocator: context.channel.allocator) {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
-        owed = 0
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        done.fail(BenchError("redis connection closed after \(answered) answers"))
+        done.fail(BenchError("redis connection closed after \(window.answered) answers"))
     }
 }
 
