@@ -28,6 +28,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private let database: Database
     private let logger: Logger
+    private let batcher: PublishBatcher
     private var machine: ConnectionStateMachine
     private var collection: ExarCore.Collection?
     private var context: ChannelHandlerContext?
@@ -55,9 +56,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Bursts in flight at once per connection before the server stops reading from it.
     static let maximumBurstsInFlight = 8
 
-    init(database: Database, credentials: Credentials?, logger: Logger) {
+    init(database: Database, credentials: Credentials?, logger: Logger, batcher: PublishBatcher) {
         self.database = database
         self.logger = logger
+        self.batcher = batcher
         self.machine = ConnectionStateMachine(credentials: credentials)
     }
 
@@ -253,35 +255,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         burst.slots = slots
         slots.removeAll(keepingCapacity: true)
         bursts.append(burst)
-        guard !lines.isEmpty, let collection, let context else {
+        guard !lines.isEmpty, let collection else {
             burst.done = true
             return
         }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let burstBound = NIOLoopBound(burst, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        do {
-            try collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
-                for index in lines.indices {
-                    let publish = fields[index]
-                    try lines[index].withUnsafeReadableBytes { (bytes) throws(ExarError) in
-                        try appender.appendValidated(
-                            timestamp: publish.timestamp,
-                            tags: UnsafeRawBufferPointer(rebasing: bytes[publish.tags]),
-                            data: UnsafeRawBufferPointer(rebasing: bytes[publish.data]))
-                    }
-                }
-            }, completion: { result in
-                eventLoop.execute {
-                    burstBound.value.result = result
-                    burstBound.value.done = true
-                    loopBound.value.burstFinished()
-                }
-            })
-        } catch {
-            burst.result = PublishResult(firstId: 0, storedCount: 0, error: error)
+        let entry = PublishBatcher.Entry(lines: lines, fields: fields) { [weak self] result in
+            burst.result = result
             burst.done = true
+            self?.burstFinished()
         }
+        batcher.add(entry, to: collection)
         lines.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
     }

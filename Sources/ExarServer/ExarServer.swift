@@ -19,6 +19,7 @@ public final class ExarServer: Service, Sendable {
     private struct State {
         var listener: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var batchers: [ObjectIdentifier: PublishBatcher] = [:]
         var stopped = false
     }
 
@@ -47,11 +48,13 @@ public final class ExarServer: Service, Sendable {
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let self else { throw ChannelError.ioOnClosedChannel }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: maxLine)))
                     try channel.pipeline.syncOperations.addHandler(
-                        ConnectionHandler(database: database, credentials: credentials, logger: logger))
-                    self?.track(channel)
+                        ConnectionHandler(database: database, credentials: credentials, logger: logger,
+                                          batcher: self.batcher(for: channel.eventLoop)))
+                    self.track(channel)
                 }
             }
         let listener = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -59,6 +62,17 @@ public final class ExarServer: Service, Sendable {
         let address = listener.localAddress!
         logger.info("exar-db listening on \(address)")
         return address
+    }
+
+    /// The publish batcher of an event loop, made with its first connection.
+    private func batcher(for eventLoop: any EventLoop) -> PublishBatcher {
+        state.withLock { state in
+            let key = ObjectIdentifier(eventLoop)
+            if let batcher = state.batchers[key] { return batcher }
+            let batcher = PublishBatcher(eventLoop: eventLoop)
+            state.batchers[key] = batcher
+            return batcher
+        }
     }
 
     private func track(_ channel: any Channel) {
