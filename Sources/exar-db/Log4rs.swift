@@ -92,7 +92,7 @@ struct Log4rsConfig {
 
     /// Installs the handlers as swift-log's backend.
     func bootstrap() throws {
-        var built: [LogHandler] = []
+        var built: [PatternLogHandler] = []
         for appender in appenders {
             let output: LogOutput
             switch appender.kind {
@@ -107,7 +107,7 @@ struct Log4rsConfig {
         let level = self.level
         LoggingSystem.bootstrap { label in
             var multiplex = MultiplexLogHandler(handlers.map { handler in
-                var copy = handler as! PatternLogHandler
+                var copy = handler
                 copy.label = label
                 return copy
             })

@@ -51,12 +51,15 @@ public final class EventStream: AsyncSequence, Sendable {
         AsyncIterator(stream: self)
     }
 
-    private func next() async throws -> Event? {
-        enum Step {
-            case event(Event, resume: Bool)
-            case end(SubscriptionEnd)
-            case wait
-        }
+    private enum Step {
+        case event(Event, resume: Bool)
+        case end(SubscriptionEnd)
+        case wait
+    }
+
+    /// Takes the next buffered event (compacting the buffer, and ending the pause once half of
+    /// it is consumed), or the end; otherwise registers `waiter`, when given, for the next event.
+    private func takeStep(registering waiter: CheckedContinuation<Event?, any Error>?) -> Step {
         let step = state.withLock { state -> Step in
             if state.head < state.buffer.count {
                 let event = state.buffer[state.head]
@@ -73,11 +76,18 @@ public final class EventStream: AsyncSequence, Sendable {
                 return .event(event, resume: resume)
             }
             if let end = state.end { return .end(end) }
+            if let waiter { state.waiter = waiter }
             return .wait
         }
-        switch step {
-        case .event(let event, let resume):
-            if resume { subscriptionBox.withLock { $0 }?.resume() }
+        if case .event(_, resume: true) = step {
+            subscriptionBox.withLock { $0 }?.resume()
+        }
+        return step
+    }
+
+    private func next() async throws -> Event? {
+        switch takeStep(registering: nil) {
+        case .event(let event, _):
             return event
         case .end(let end):
             if end == .closed { throw ExarError.eventStream(.closed) }
@@ -85,19 +95,12 @@ public final class EventStream: AsyncSequence, Sendable {
         case .wait:
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    let immediate = state.withLock { state -> Result<Event?, any Error>? in
-                        if state.head < state.buffer.count {
-                            let event = state.buffer[state.head]
-                            state.head += 1
-                            return .success(event)
-                        }
-                        if let end = state.end {
-                            return end == .closed ? .failure(ExarError.eventStream(.closed)) : .success(nil)
-                        }
-                        state.waiter = continuation
-                        return nil
+                    switch takeStep(registering: continuation) {
+                    case .event(let event, _): continuation.resume(returning: event)
+                    case .end(.closed): continuation.resume(throwing: ExarError.eventStream(.closed))
+                    case .end: continuation.resume(returning: nil)
+                    case .wait: break  // registered: `receive` or `finish` resumes it
                     }
-                    if let immediate { continuation.resume(with: immediate) }
                 }
             } onCancel: {
                 cancel()
