@@ -56,11 +56,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Bursts in flight at once per connection before the server stops reading from it.
     static let maximumBurstsInFlight = 8
 
-    init(database: Database, credentials: Credentials?, logger: Logger, batcher: PublishBatcher) {
+    init(database: Database, credentials: Credentials?, maxLoginFailures: Int, logger: Logger,
+         batcher: PublishBatcher) {
         self.database = database
         self.logger = logger
         self.batcher = batcher
-        self.machine = ConnectionStateMachine(credentials: credentials)
+        self.machine = ConnectionStateMachine(credentials: credentials, maxLoginFailures: maxLoginFailures)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -173,6 +174,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             slots.append(.published)
         case .answerError(let error):
             slots.append(.error(error))
+        case .refuseLogin(let delay, let close):
+            guard waitForEarlierAnswers(line) else { return }
+            refuseLogin(afterMilliseconds: delay, close: close, context: context)
         case .connect(let name):
             guard waitForEarlierAnswers(line) else { return }
             if let open = database.openCollection(name) {
@@ -218,6 +222,29 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var out = context.channel.allocator.buffer(capacity: 16)
         out.writeConnected()
         write(out, context)
+    }
+
+    /// Answers wrong credentials late, reading nothing more from this connection meanwhile, and
+    /// closes it after the last allowed failure: guessing costs time, and never another client's.
+    private func refuseLogin(afterMilliseconds delay: Int, close: Bool, context: ChannelHandlerContext) {
+        blocked = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
+            let handler = handler.value
+            guard let context = handler.context else { return }
+            var out = context.channel.allocator.buffer(capacity: 32)
+            out.writeError(.authentication)
+            if close {
+                handler.logger.info("closing a connection after \(handler.machine.loginFailures) wrong logins")
+                handler.closingAfterAnswers = true
+                let channel = context.channel
+                context.writeAndFlush(handler.wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+                return
+            }
+            handler.write(out, context)
+            handler.blocked = false
+            handler.processWaitingLines(context)
+        }
     }
 
     private func finishConnect(_ name: String, _ result: Result<ExarCore.Collection, ExarError>) {

@@ -19,13 +19,24 @@ struct ConnectionStateMachine {
         case subscribe(Query)
         /// Answer this error; the connection stays usable.
         case answerError(ExarError)
+        /// Wrong credentials: answer `AuthenticationError` after `delayMilliseconds`, then close the
+        /// connection when `close` is set.
+        case refuseLogin(delayMilliseconds: Int, close: Bool)
     }
 
     private(set) var state: State = .idle
     let credentials: Credentials?
+    /// Wrong credentials allowed before the connection is closed.
+    let maxLoginFailures: Int
+    private(set) var loginFailures = 0
 
-    init(credentials: Credentials?) {
+    /// The delay before the first refusal; it doubles with each further one, up to ``maximumLoginDelay``.
+    static let firstLoginDelayMilliseconds = 100
+    static let maximumLoginDelayMilliseconds = 3200
+
+    init(credentials: Credentials?, maxLoginFailures: Int = 5) {
         self.credentials = credentials
+        self.maxLoginFailures = maxLoginFailures
     }
 
     /// A parsed line (or its parse error). Lines received while streaming are not given here:
@@ -40,7 +51,10 @@ struct ConnectionStateMachine {
         switch (state, request) {
         case (.idle, .connect(let collection, let username, let password)):
             if let credentials, !credentials.accepts(username: username, password: password) {
-                return .answerError(.authentication)
+                loginFailures += 1
+                let doublings = min(loginFailures - 1, 16)
+                let delay = min(Self.firstLoginDelayMilliseconds << doublings, Self.maximumLoginDelayMilliseconds)
+                return .refuseLogin(delayMilliseconds: delay, close: loginFailures >= maxLoginFailures)
             }
             return .connect(collection: collection)
         case (.connected, .publish(let fields)):

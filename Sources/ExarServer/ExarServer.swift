@@ -38,6 +38,7 @@ public final class ExarServer: Service, Sendable {
     public func start() async throws -> SocketAddress {
         let credentials = configuration.credentials
         let maxLine = configuration.maxLineBytes
+        let maxLoginFailures = configuration.maxLoginFailures
         let database = self.database
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
@@ -49,12 +50,17 @@ public final class ExarServer: Service, Sendable {
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let self else { throw ChannelError.ioOnClosedChannel }
+                    guard self.track(channel) else {
+                        try channel.pipeline.syncOperations.addHandler(
+                            RefusingHandler(limit: self.configuration.maxConnections, logger: logger))
+                        return
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: maxLine)))
                     try channel.pipeline.syncOperations.addHandler(
-                        ConnectionHandler(database: database, credentials: credentials, logger: logger,
+                        ConnectionHandler(database: database, credentials: credentials,
+                                          maxLoginFailures: maxLoginFailures, logger: logger,
                                           batcher: self.batcher(for: channel.eventLoop)))
-                    self.track(channel)
                 }
             }
         let listener = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -75,19 +81,28 @@ public final class ExarServer: Service, Sendable {
         }
     }
 
-    private func track(_ channel: any Channel) {
+    /// Counts a new connection; `false` when it is one over `max_connections` (it is then refused).
+    private func track(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let accepted = state.withLock { state -> Bool in
-            if state.stopped { return false }
+        let limit = configuration.maxConnections
+        enum Admission { case accepted, stopped, overLimit }
+        let admission = state.withLock { state -> Admission in
+            if state.stopped { return .stopped }
+            if state.connections.count >= limit { return .overLimit }
             state.connections[id] = channel
-            return true
+            return .accepted
         }
-        if !accepted {
+        switch admission {
+        case .stopped:
             channel.close(promise: nil)
-            return
-        }
-        channel.closeFuture.whenComplete { [weak self] _ in
-            _ = self?.state.withLock { $0.connections.removeValue(forKey: id) }
+            return true
+        case .overLimit:
+            return false
+        case .accepted:
+            channel.closeFuture.whenComplete { [weak self] _ in
+                _ = self?.state.withLock { $0.connections.removeValue(forKey: id) }
+            }
+            return true
         }
     }
 

@@ -11,19 +11,27 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maxLineBytes: Int
     /// Event loop threads; `0` means one per core.
     public var threads: Int
+    /// Open client connections at most; a connection over it is answered with an error and closed.
+    public var maxConnections: Int
+    /// Wrong credentials on one connection before it is closed; each failure also delays the
+    /// answer (100 ms, doubling, at most 3.2 s).
+    public var maxLoginFailures: Int
 
     /// The default port of Exar DB.
     public static let defaultPort = 38580
 
     /// Creates a configuration; every parameter has the documented default.
     public init(host: String = "127.0.0.1", port: Int = Self.defaultPort, username: String? = nil,
-                password: String? = nil, maxLineBytes: Int = 4 * 1024 * 1024, threads: Int = 0) {
+                password: String? = nil, maxLineBytes: Int = 4 * 1024 * 1024, threads: Int = 0,
+                maxConnections: Int = 10_000, maxLoginFailures: Int = 5) {
         self.host = host
         self.port = port
         self.username = username
         self.password = password
         self.maxLineBytes = maxLineBytes
         self.threads = threads
+        self.maxConnections = maxConnections
+        self.maxLoginFailures = maxLoginFailures
     }
 
     /// The credentials to check, when the server has them.

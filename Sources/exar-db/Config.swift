@@ -150,6 +150,14 @@ struct ExarConfig: Equatable {
             guard threads >= 0 && threads <= 256 else { throw ConfigError(key: "server.threads", message: "must be between 0 and 256") }
             server.threads = threads
         }
+        if let limit = try reader.int("max_connections") {
+            guard limit >= 1 else { throw ConfigError(key: "server.max_connections", message: "must be at least 1, got \(limit)") }
+            server.maxConnections = limit
+        }
+        if let limit = try reader.int("max_login_failures") {
+            guard limit >= 1 else { throw ConfigError(key: "server.max_login_failures", message: "must be at least 1, got \(limit)") }
+            server.maxLoginFailures = limit
+        }
         try reader.rejectUnknownKeys()
         return server
     }

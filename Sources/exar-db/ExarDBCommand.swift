@@ -36,6 +36,7 @@ struct ExarDBCommand: AsyncParsableCommand {
         if let logNote { logger.info("\(logNote)") }
         if config == nil { logger.info("no --config given: using the defaults") }
 
+        Self.prepareProcess(settings, logger: logger)
         let engineLogger = Logger(label: "exar_db::database")
         let database = try Database(configuration: settings.databaseConfiguration { level, message in
             switch level {
@@ -53,6 +54,29 @@ struct ExarDBCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// Process-wide settings a server needs:
+    /// - `SIGXFSZ` ignored, so a file-size limit (`ulimit -f`) makes a write fail with `EFBIG`,
+    ///   answered as an `IoError`, instead of killing the process;
+    /// - `SIGPIPE` ignored (NIO does it too; a vanished client is never fatal);
+    /// - the open-files limit raised to its hard limit, as `max_connections` needs one descriptor each.
+    static func prepareProcess(_ settings: ExarConfig, logger: Logger) {
+        signal(SIGXFSZ, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        // Room for the collections' segment files besides the connections.
+        let needed = rlim_t(settings.server.maxConnections + 256)
+        if limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed {
+            logger.warning("open-files limit \(limit.rlim_cur) is below max_connections + 256 (\(needed)): raise it (ulimit -n) or lower server.max_connections")
+        }
     }
 
     /// Sets up swift-log from the log4rs file; returns what to say about it once logging works.

@@ -121,10 +121,14 @@ import Testing
     }
 
     @Test func credentialsAreChecked() {
-        var machine = ConnectionStateMachine(credentials: Credentials(username: "u", password: "p"))
-        #expect(machine.receive(.success(.connect(collection: "c", username: nil, password: nil))) == .answerError(.authentication))
-        #expect(machine.receive(.success(.connect(collection: "c", username: "u", password: "x"))) == .answerError(.authentication))
+        var machine = ConnectionStateMachine(credentials: Credentials(username: "u", password: "p"), maxLoginFailures: 3)
+        #expect(machine.receive(.success(.connect(collection: "c", username: nil, password: nil))) == .refuseLogin(delayMilliseconds: 100, close: false))
+        #expect(machine.receive(.success(.connect(collection: "c", username: "u", password: "x"))) == .refuseLogin(delayMilliseconds: 200, close: false))
         #expect(machine.receive(.success(.connect(collection: "c", username: "u", password: "p"))) == .connect(collection: "c"))
+        var guesser = ConnectionStateMachine(credentials: Credentials(username: "u", password: "p"), maxLoginFailures: 8)
+        let delays = (0..<8).map { _ in guesser.receive(.success(.connect(collection: "c", username: "u", password: "?"))) }
+        #expect(delays == [100, 200, 400, 800, 1600, 3200, 3200].map { .refuseLogin(delayMilliseconds: $0, close: false) }
+                + [.refuseLogin(delayMilliseconds: 3200, close: true)])
         #expect(Credentials.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
         #expect(!Credentials.constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
         #expect(!Credentials.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))

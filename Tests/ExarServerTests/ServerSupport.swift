@@ -15,14 +15,15 @@ final class TestServer: @unchecked Sendable {
     let port: Int
 
     init(folder: String? = nil, username: String? = nil, password: String? = nil, maxLineBytes: Int = 1 << 20,
-         segmentSize: Int = 1 << 20) async throws {
+         segmentSize: Int = 1 << 20, maxConnections: Int = 10_000, maxLoginFailures: Int = 5) async throws {
         let folder = folder ?? NSTemporaryDirectory() + "exar-server-tests-" + UUID().uuidString
         self.folder = folder
         database = try Database(configuration: DatabaseConfiguration(
             logsPath: folder, defaults: CollectionConfiguration(segmentSize: segmentSize)))
         server = ExarServer(
             configuration: ServerConfiguration(port: 0, username: username, password: password,
-                                               maxLineBytes: maxLineBytes, threads: 2),
+                                               maxLineBytes: maxLineBytes, threads: 2,
+                                               maxConnections: maxConnections, maxLoginFailures: maxLoginFailures),
             database: database, logger: Logger(label: "test"))
         port = try await server.start().port!
     }
