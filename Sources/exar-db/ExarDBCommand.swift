@@ -74,7 +74,7 @@ struct ExarDBCommand: AsyncParsableCommand {
         }
         // Room for the collections' segment files besides the connections.
         let needed = rlim_t(settings.server.maxConnections + 256)
-        if limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed {
+        if limit.rlim_cur != rlim_t.max && limit.rlim_cur < needed {
             logger.warning("open-files limit \(limit.rlim_cur) is below max_connections + 256 (\(needed)): raise it (ulimit -n) or lower server.max_connections")
         }
     }
