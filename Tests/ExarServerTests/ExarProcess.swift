@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The folder of the test binary, where SwiftPM also puts the package's executables.
+let productsFolder = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+
+/// A TCP port free at the time of asking (the kernel picks it).
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length)
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The real `exar-db` executable run on a folder of its own: `exar-db.toml`, `log4rs.toml`
+/// (logging to `exar-db.log`) and `data/`. The folder outlives restarts; `removeFiles()` deletes it.
+final class ExarProcess {
+    let folder: String
+    let port: Int
+    private(set) var process: Process?
+
+    var dataFolder: String { folder + "/data" }
+    var logPath: String { folder + "/exar-db.log" }
+    var pid: pid_t { process?.processIdentifier ?? 0 }
+
+    /// - Parameters:
+    ///   - database: extra lines of the `[database]` table (`segment_size = 65536`, ...).
+    ///   - server: extra lines of the `[server]` table.
+    init(database: [String] = [], server: [String] = []) throws {
+        folder = NSTemporaryDirectory() + "exar-process-" + UUID().uuidString
+        port = freeLoopbackPort()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try configure(database: database, server: server)
+        try """
+            [appenders.file]
+            kind = "file"
+            path = "exar-db.log"
+            [appenders.file.encoder]
+            pattern = "[{d(%+)(local)}] [{h({l})}] [{t}] {m}{n}"
+            [root]
+            level = "info"
+            appenders = ["file"]
+            """.write(toFile: folder + "/log4rs.toml", atomically: true, encoding: .utf8)
+    }
+
+    /// Rewrites the configuration (takes effect at the next start).
+    func configure(database: [String] = [], server: [String] = []) throws {
+        try ([
+            "log4rs_path = \"log4rs.toml\"",
+            "[database]",
+            "logs_path = \"\(dataFolder)\"",
+        ] + database + ["[server]", "port = \(port)"] + server)
+            .joined(separator: "\n").write(toFile: folder + "/exar-db.toml", atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    func start() async throws {
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("exar-db")
+        process.arguments = ["--config=\(folder)/exar-db.toml"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        self.process = process
+        for _ in 0..<400 {
+            if (try? LineClient(port: port)) != nil { return }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        Issue.record("exar-db did not start listening on port \(port); log:\n\(log)")
+        throw POSIXError(.ECONNREFUSED)
+    }
+
+    /// Sends `signal` and waits for the exit; returns the exit status (or the signal number when killed).
+    @discardableResult
+    func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+        guard let process else { return -1 }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    /// The server's log so far.
+    var log: String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    /// The number of open file descriptors of the running server.
+    var openDescriptors: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// The resident memory of the running server in bytes.
+    var residentBytes: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+        return kilobytes * 1024
+    }
+
+    func removeFiles() {
+        if process != nil { stop(SIGKILL) }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
+/// Reads the stored events of `collection` with ids above `offset` through the protocol
+/// (`Subscribe\tfalse\t<offset>`), as the raw event lines after `Event\t`, in order. `nil` when
+/// the stream did not end properly.
+func readAllEvents(port: Int, collection: String = "c", after offset: UInt64 = 0) throws -> [String]? {
+    let client = try LineClient(port: port)
+    client.send("Connect\t\(collection)\nSubscribe\tfalse\t\(offset)\n")
+    guard client.readLine() == "Connected", client.readLine() == "Subscribed" else { return nil }
+    var events: [String] = []
+    while let line = client.readLine() {
+        if line == "EndOfEventStream" { return events }
+        guard line.hasPrefix("Event\t") else { return nil }
+        events.append(String(line.dropFirst(6)))
+    }
+    return nil
+}
