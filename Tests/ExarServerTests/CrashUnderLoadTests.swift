@@ -5,47 +5,7 @@ import Testing
 import Glibc
 #endif
 
-/// One publisher's record: what it sent, and which of it the server acknowledged with which id.
-private final class PublisherLog: @unchecked Sendable {
-    var sent: Set<String> = []
-    var acknowledged: [(id: UInt64, line: String)] = []
-    var unexpected: [String] = []
-}
-
-/// Publishes batches of 32 over one blocking connection until the server goes away.
-/// Each event is recorded as its event line shows it (`<timestamp>\t<tags>\t<data>`), with data
-/// unique to this publisher and round.
-private func publishUntilTheServerDies(port: Int, publisher: Int, round: Int, into log: PublisherLog) {
-    guard let client = try? LineClient(port: port) else { return }
-    client.send("Connect\tc\n")
-    guard client.readLine() == "Connected" else { return }
-    var sequence = 0
-    while true {
-        var batch = ""
-        var lines: [String] = []
-        for _ in 0..<32 {
-            sequence += 1
-            let filler = String(repeating: Character(Unicode.Scalar(UInt8(97 + sequence % 26))), count: sequence % 300)
-            let (timestamp, tags, data) = (round * 1_000_000 + sequence, "p\(publisher) r\(round)",
-                                           "p\(publisher)-r\(round)-\(sequence)-\(filler)")
-            // As an event line shows it: timestamp, tags, data.
-            let line = "\(timestamp)\t\(tags)\t\(data)"
-            lines.append(line)
-            log.sent.insert(line)
-            batch += "Publish\t\(tags)\t\(timestamp)\t\(data)\n"
-        }
-        client.send(batch)
-        for line in lines {
-            guard let answer = client.readLine() else { return }
-            guard answer.hasPrefix("Published\t"), let id = UInt64(answer.dropFirst(10)) else {
-                log.unexpected.append(answer)
-                return
-            }
-            log.acknowledged.append((id, line))
-        }
-    }
-}
-
+/// The real `exar-db` process stopped under load: by SIGKILL (a crash) and by SIGTERM (a graceful stop).
 @Suite(.serialized) struct CrashUnderLoadTests {
     /// Checks the stored events with ids above `offset` against the acknowledgements of those ids;
     /// returns the last id.
@@ -121,5 +81,78 @@ private func publishUntilTheServerDies(port: Int, publisher: Int, round: Int, in
         let segments = try FileManager.default.contentsOfDirectory(atPath: server.dataFolder + "/c").filter { $0.hasSuffix(".log") }
         #expect(segments.count > 2, "the rounds should have rolled segments")
         #expect(server.stop() == 0)
+    }
+
+    @Test func sigtermUnderLoadAnswersOrRefusesEveryPublishAndExitsZero() async throws {
+        let server = try ExarProcess(database: ["segment_size = 65536"])
+        defer { server.removeFiles() }
+        try await server.start()
+        let publishers = (0..<4).map { _ in PublisherLog() }
+        let subscribers = (0..<2).map { _ in SubscriberLog() }
+        let finished = DispatchGroup()
+        let port = server.port
+        for (number, log) in publishers.enumerated() {
+            finished.enter()
+            Thread {
+                publishUntilTheServerDies(port: port, publisher: number, round: 0, into: log)
+                finished.leave()
+            }.start()
+        }
+        for log in subscribers {
+            finished.enter()
+            Thread {
+                followLive(port: port, into: log)
+                finished.leave()
+            }.start()
+        }
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(server.stop(SIGTERM) == 0)
+        #expect(finished.wait(timeout: .now() + 30) == .success)
+        let log = server.log
+        #expect(log.contains("[INFO] [exar_db] exar-db listening on"))
+        #expect(log.contains("exar-db stopped"))
+
+        // Every publish was answered: Published, or refused with an error, never left hanging.
+        var acknowledged: [UInt64: String] = [:]
+        var sent: Set<String> = []
+        for publisher in publishers {
+            #expect(publisher.acknowledged.count > 0)
+            #expect(publisher.unexpected.allSatisfy { $0.hasPrefix("Error\t") }, "\(publisher.unexpected)")
+            sent.formUnion(publisher.sent)
+            for (id, line) in publisher.acknowledged { acknowledged[id] = line }
+        }
+        try await server.start()
+        let lastId = try verify(server, acknowledged: acknowledged, sent: sent)
+        #expect(lastId >= UInt64(acknowledged.count))
+        #expect(!server.log.contains("cut "), "the start after a graceful stop needed a recovery cut")
+        // The live subscribers saw a prefix of the stored events, in order, then the stream's end.
+        let stored = try #require(try readAllEvents(port: server.port))
+        for subscriber in subscribers {
+            #expect(subscriber.events.count > 0)
+            #expect(subscriber.events == Array(stored.prefix(subscriber.events.count)))
+            #expect(subscriber.end == "Error\tEventStreamError\tClosed")
+        }
+        #expect(server.stop() == 0)
+    }
+}
+
+/// What a live subscriber received.
+final class SubscriberLog: @unchecked Sendable {
+    var events: [String] = []
+    /// The last line that was not an event (`nil` when the connection just closed).
+    var end: String?
+}
+
+/// Subscribes live from the start and reads until the server ends the stream or goes away.
+func followLive(port: Int, into log: SubscriberLog) {
+    guard let client = try? LineClient(port: port) else { return }
+    client.send("Connect\tc\nSubscribe\ttrue\t0\n")
+    guard client.readLine() == "Connected", client.readLine() == "Subscribed" else { return }
+    while let line = client.readLine() {
+        guard line.hasPrefix("Event\t") else {
+            log.end = line
+            return
+        }
+        log.events.append(String(line.dropFirst(6)))
     }
 }

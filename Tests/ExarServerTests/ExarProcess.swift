@@ -134,3 +134,45 @@ func readAllEvents(port: Int, collection: String = "c", after offset: UInt64 = 0
     }
     return nil
 }
+
+/// One publisher's record: what it sent, and which of it the server acknowledged with which id.
+final class PublisherLog: @unchecked Sendable {
+    var sent: Set<String> = []
+    var acknowledged: [(id: UInt64, line: String)] = []
+    /// Answers other than `Published` (the publisher stops at the first).
+    var unexpected: [String] = []
+}
+
+/// Publishes batches of 32 over one blocking connection until the server goes away.
+/// Each event is recorded as its event line shows it (`<timestamp>\t<tags>\t<data>`), with data
+/// unique to this publisher and round.
+func publishUntilTheServerDies(port: Int, publisher: Int, round: Int, into log: PublisherLog) {
+    guard let client = try? LineClient(port: port) else { return }
+    client.send("Connect\tc\n")
+    guard client.readLine() == "Connected" else { return }
+    var sequence = 0
+    while true {
+        var batch = ""
+        var lines: [String] = []
+        for _ in 0..<32 {
+            sequence += 1
+            let filler = String(repeating: Character(Unicode.Scalar(UInt8(97 + sequence % 26))), count: sequence % 300)
+            let (timestamp, tags, data) = (round * 1_000_000 + sequence, "p\(publisher) r\(round)",
+                                           "p\(publisher)-r\(round)-\(sequence)-\(filler)")
+            // As an event line shows it: timestamp, tags, data.
+            let line = "\(timestamp)\t\(tags)\t\(data)"
+            lines.append(line)
+            log.sent.insert(line)
+            batch += "Publish\t\(tags)\t\(timestamp)\t\(data)\n"
+        }
+        client.send(batch)
+        for line in lines {
+            guard let answer = client.readLine() else { return }
+            guard answer.hasPrefix("Published\t"), let id = UInt64(answer.dropFirst(10)) else {
+                log.unexpected.append(answer)
+                return
+            }
+            log.acknowledged.append((id, line))
+        }
+    }
+}
