@@ -14,7 +14,12 @@ struct Verify: ParsableCommand {
         var previousEnd: UInt64?
         var events: UInt64 = 0
         for file in files {
-            let inspector = try SegmentInspector(logPath: file)
+            let inspector: SegmentInspector
+            do {
+                inspector = try SegmentInspector(logPath: file)
+            } catch {
+                fail(file, 0, "cannot be read as a segment (\(error))")
+            }
             let summary = inspector.summary()
             if let problem = summary.problem {
                 fail(file, problem.position, problem.reason)
