@@ -77,6 +77,26 @@ import Testing
         database.close()
     }
 
+    /// A subscriber that pauses and is resumed while its group's read goes on must not rejoin the
+    /// read at the event in hand: it missed the ones in between. (Found by the server's hostile-load
+    /// test, where a live subscriber lost events in the middle of the stream.)
+    @Test func aResumeDuringTheSharedReadDoesNotSkipEvents() async throws {
+        let folder = TemporaryFolder()
+        let database = try makeDatabase(folder, scanners: 1)
+        let collection = try database.collection("c")
+        let pausing = PausingOnceSink(pauseAt: 10)
+        let resumer = ResumingSink(resumeAt: 12, target: pausing)
+        pausing.subscription = try collection.subscribe(Query(live: true), sink: pausing)
+        try collection.subscribe(Query(live: true), sink: resumer)
+        // Both wait at id 1 (one group); then 100 events come in one commit, read in one pass.
+        usleep(50_000)
+        _ = try await collection.publishNumbered(1, count: 100, burst: 100)
+        #expect(resumer.wait { $0.events.count == 100 })
+        #expect(pausing.wait { $0.events.count == 100 })
+        #expect(pausing.events.map(\.id) == Array(1...100))
+        database.close()
+    }
+
     @Test func eventStreamIsAnAsyncSequenceWithBoundedBuffer() async throws {
         let folder = TemporaryFolder()
         let database = try makeDatabase(folder)
@@ -179,5 +199,37 @@ import Testing
             #expect(mine == (0..<perPublisher).map { "\(publisher):\($0)" })
         }
         database.close()
+    }
+}
+
+/// Declines once, at event `pauseAt` (the scanner pauses it); collects everything.
+final class PausingOnceSink: CollectingSink, @unchecked Sendable {
+    private let pauseAt: UInt64
+    nonisolated(unsafe) var subscription: Subscription?
+
+    init(pauseAt: UInt64) {
+        self.pauseAt = pauseAt
+    }
+
+    override func receive(_ event: EventView) -> Bool {
+        _ = super.receive(event)
+        return event.id != pauseAt
+    }
+}
+
+/// Resumes `target` from the scanner thread when it receives event `resumeAt`: in the middle of a
+/// read shared with `target`.
+final class ResumingSink: CollectingSink, @unchecked Sendable {
+    private let resumeAt: UInt64
+    private let target: PausingOnceSink
+
+    init(resumeAt: UInt64, target: PausingOnceSink) {
+        self.resumeAt = resumeAt
+        self.target = target
+    }
+
+    override func receive(_ event: EventView) -> Bool {
+        if event.id == resumeAt { target.subscription?.resume() }
+        return super.receive(event)
     }
 }

@@ -43,7 +43,7 @@ func sampleData(_ number: Int, size: Int = 100) -> String {
 }
 
 /// Collects what a subscription delivers; pauses (returns false) while `paused` is set.
-final class CollectingSink: SubscriptionSink, @unchecked Sendable {
+class CollectingSink: SubscriptionSink, @unchecked Sendable {
     private let lock = NSLock()
     private var _events: [Event] = []
     private var _end: SubscriptionEnd?

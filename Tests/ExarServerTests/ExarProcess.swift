@@ -105,10 +105,10 @@ final class ExarProcess {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
-    /// The resident memory of the running server in bytes.
-    var residentBytes: Int {
+    /// The server's resident anonymous memory (heap, stacks; not the mapped segment files) in bytes.
+    var residentAnonymousBytes: Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }),
               let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
         return kilobytes * 1024
     }

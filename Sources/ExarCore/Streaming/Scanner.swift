@@ -146,7 +146,13 @@ final class Scanner: @unchecked Sendable {
             segments: segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: sharedTag,
             maxEvents: Self.eventsPerPass, maxBatches: Self.batchesPerPass
         ) { event, _ in
-            for member in members where !member.finished && !member.isPaused && !member.isCancelled {
+            for member in members where !member.finished && !member.leftPass && !member.isCancelled {
+                if member.isPaused {
+                    // It misses this event: out of this read for good, even if resumed before the
+                    // next one. Its cursor stays at its own next id, relocated when it is served again.
+                    member.leftPass = true
+                    continue
+                }
                 if event.id < member.cursor.nextId { continue }
                 if event.id >= member.endId {
                     finish(member)
@@ -175,8 +181,10 @@ final class Scanner: @unchecked Sendable {
                 member.receivedInPass = false
                 member.sink.flush()
             }
-            guard !member.finished, !member.isCancelled, !member.isPaused else { continue }
-            // Members still running are where the shared cursor stopped (they saw every event).
+            let left = member.leftPass
+            member.leftPass = false
+            guard !member.finished, !member.isCancelled, !member.isPaused, !left else { continue }
+            // Members that stayed in the read saw every event it visited: they are where it stopped.
             if member.cursor.nextId <= cursor.nextId {
                 member.cursor = cursor
             }
@@ -185,6 +193,7 @@ final class Scanner: @unchecked Sendable {
             }
         }
         return stop == .budget || (stop == .stopped && members.contains { $0.isReady })
+            || members.contains { $0.isReady && $0.cursor.nextId < cursor.nextId }
     }
 
     private func finish(_ member: Subscription) {

@@ -26,6 +26,9 @@ public final class Subscription: @unchecked Sendable {
     var delivered: UInt64 = 0
     var finished = false
     var receivedInPass = false
+    /// Set when it was found paused during a shared read: it missed an event, so it takes no more
+    /// of that read, whatever its demand says by then.
+    var leftPass = false
 
     init(query: Query, committedId: UInt64, sink: any SubscriptionSink, scanner: Scanner) {
         self.sink = sink
