@@ -84,6 +84,15 @@ let package = Package(
             ],
             path: "tools/exar-bench"
         ),
+        // Fuzzing: the code paths the fuzzers drive (also replayed by the tests), and the two
+        // fuzzer executables (`make fuzz` builds them with -sanitize=fuzzer,address).
+        .target(
+            name: "ExarFuzzTargets",
+            dependencies: ["ExarCore", "ExarNet", "ExarModel", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/Targets"
+        ),
+        .executableTarget(name: "exar-fuzz-protocol", dependencies: ["ExarFuzzTargets"], path: "Fuzz/protocol"),
+        .executableTarget(name: "exar-fuzz-segment", dependencies: ["ExarFuzzTargets"], path: "Fuzz/segment"),
         // A tiny publisher the crash tests run as a child process and kill with SIGKILL.
         .executableTarget(
             name: "exar-crash-helper",
@@ -97,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ExarNetTests",
             dependencies: [
-                "ExarNet", "ExarModel",
+                "ExarNet", "ExarModel", "ExarFuzzTargets",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

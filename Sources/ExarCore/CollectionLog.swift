@@ -229,6 +229,8 @@ final class CollectionLog: @unchecked Sendable {
         } catch {
             logHandler?(.error, "collection \(name): cannot sync on close: \(error)")
         }
+        // The observers hold the scanners, which hold this log: let the cycle go.
+        commitObservers = []
         condition.lock()
         writerRunning = false
         condition.unlock()

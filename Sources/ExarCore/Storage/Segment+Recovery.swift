@@ -47,7 +47,7 @@ extension Segment {
         }
 
         let sealedFlag = base.loadLE(at: Format.Segment.flagsOffset, as: UInt32.self) & Format.Segment.sealedFlag != 0
-        let recordedEnd = Int(base.loadLE(at: Format.Segment.sealedEndOffset, as: UInt64.self))
+        let recordedEnd = Int(clamping: base.loadLE(at: Format.Segment.sealedEndOffset, as: UInt64.self))
         let recordedCount = base.loadLE(at: Format.Segment.eventCountOffset, as: UInt64.self)
         var dataEnd: Int
         var nextId: UInt64
@@ -188,8 +188,8 @@ extension Segment {
             i.loadLE(at: 0, as: UInt64.self) == Format.Index.magic, t.loadLE(at: 0, as: UInt64.self) == Format.Tags.magic,
             i.loadLE(at: Format.Index.baseIdOffset, as: UInt64.self) == baseId,
             t.loadLE(at: Format.Tags.baseIdOffset, as: UInt64.self) == baseId,
-            Int(i.loadLE(at: Format.Index.dataEndOffset, as: UInt64.self)) == dataEnd,
-            Int(t.loadLE(at: Format.Tags.dataEndOffset, as: UInt64.self)) == dataEnd,
+            Int(clamping: i.loadLE(at: Format.Index.dataEndOffset, as: UInt64.self)) == dataEnd,
+            Int(clamping: t.loadLE(at: Format.Tags.dataEndOffset, as: UInt64.self)) == dataEnd,
             t.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self) == UInt32(Format.Tags.segmentBits),
             t.loadLE(at: Format.Tags.blockBitsOffset, as: UInt32.self) == UInt32(Format.Tags.blockBits)
         else { return nil }

@@ -62,7 +62,7 @@ package final class SegmentInspector {
         var summary = SegmentSummary(
             path: logPath, baseId: baseId, fileSize: log.size,
             sealed: headerOK && base.loadLE(at: Format.Segment.flagsOffset, as: UInt32.self) & Format.Segment.sealedFlag != 0,
-            recordedEnd: headerOK ? Int(base.loadLE(at: Format.Segment.sealedEndOffset, as: UInt64.self)) : 0,
+            recordedEnd: headerOK ? Int(clamping: base.loadLE(at: Format.Segment.sealedEndOffset, as: UInt64.self)) : 0,
             dataEnd: Format.Segment.headerSize)
         if !headerOK {
             summary.problem = (0, "segment header missing or damaged")
