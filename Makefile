@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both install what is missing.
-.PHONY: run test tsan setup build release
+.PHONY: run test tsan asan fuzz setup build release
 
 setup:
 	@scripts/setup.sh
@@ -16,6 +16,20 @@ test: setup
 # The engine and server suites under the thread sanitizer (a separate build folder).
 tsan: setup
 	swift test --disable-xctest --sanitize=thread --scratch-path .build-tsan
+
+# The same suites under the address (and leak) sanitizer.
+asan: setup
+	swift test --disable-xctest --sanitize=address --scratch-path .build-asan
+
+# The libFuzzer targets (Fuzz/), built with the fuzzer and address sanitizers, each run for
+# FUZZ_SECONDS from the committed corpus; a finding fails and is left in .fuzz-findings/.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING \
+	-Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
+fuzz: setup
+	swift build --scratch-path .build-fuzz $(FUZZ_FLAGS) --product exar-fuzz-protocol
+	swift build --scratch-path .build-fuzz $(FUZZ_FLAGS) --product exar-fuzz-segment
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 build: setup
 	swift build
