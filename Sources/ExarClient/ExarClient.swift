@@ -149,6 +149,10 @@ final class ClientHandler: ChannelInboundHandler {
         self.context = context
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil  // the context holds this handler
+    }
+
     func send(_ line: ByteBuffer, expecting: Expectation, count: Int, promise: EventLoopPromise<[ServerMessage]>) {
         guard let context, failure == nil else {
             promise.fail(failure ?? ExarError.io(.notConnected, "connection closed"))

@@ -70,6 +70,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        // The subscription holds the sink, which holds this handler: end the cycle with the channel
+        // (also when the stream's end could not reach this loop because it was shutting down).
+        subscription?.cancel()
+        subscription = nil
+        sink = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -205,7 +205,8 @@ import Testing
 /// Declines once, at event `pauseAt` (the scanner pauses it); collects everything.
 final class PausingOnceSink: CollectingSink, @unchecked Sendable {
     private let pauseAt: UInt64
-    nonisolated(unsafe) var subscription: Subscription?
+    // Weak: the subscription holds this sink. The scanner keeps the subscription alive while it runs.
+    nonisolated(unsafe) weak var subscription: Subscription?
 
     init(pauseAt: UInt64) {
         self.pauseAt = pauseAt

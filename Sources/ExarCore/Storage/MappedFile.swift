@@ -147,10 +147,11 @@ enum FileSystem {
         }
         defer { closedir(directory) }
         var names: [String] = []
+        // A dirent is only as long as its name: read the name where it is, never copy the whole
+        // 256-byte field (that reads past the entry's end).
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+            let name = String(cString: UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
         }
         return names

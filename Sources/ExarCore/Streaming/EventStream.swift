@@ -28,7 +28,11 @@ public final class EventStream: AsyncSequence, Sendable {
 
     /// Stops the subscription; the iterator then ends.
     public func cancel() {
-        subscriptionBox.withLock { $0 }?.cancel()
+        // Let go of the subscription (it holds this stream as its sink) as it stops.
+        subscriptionBox.withLock { box in
+            defer { box = nil }
+            return box
+        }?.cancel()
         let waiter = state.withLock { state -> CheckedContinuation<Event?, any Error>? in
             if state.end == nil { state.end = .endOfStream }
             defer { state.waiter = nil }
@@ -131,6 +135,7 @@ extension EventStream: SubscriptionSink {
     public func flush() {}
 
     public func finish(_ end: SubscriptionEnd) {
+        subscriptionBox.withLock { $0 = nil }
         let waiter = state.withLock { state -> CheckedContinuation<Event?, any Error>? in
             if state.end == nil { state.end = end }
             defer { state.waiter = nil }
