@@ -15,7 +15,8 @@ test: setup
 
 # The engine and server suites under the thread sanitizer (a separate build folder).
 tsan: setup
-	swift test --disable-xctest --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS=suppressions=$(CURDIR)/scripts/tsan.supp \
+		swift test --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 # The same suites under the address (and leak) sanitizer.
 # scripts/lsan.supp names the third-party leaks it tolerates; child processes inherit it.

@@ -105,7 +105,10 @@ final class ExarProcess {
         self.process = nil
         if signal == SIGTERM && process.terminationStatus != 0 {
             let output = (try? String(contentsOfFile: folder + "/exar-db.stderr", encoding: .utf8)) ?? ""
-            Issue.record("exar-db exited with \(process.terminationStatus); its output ends:\n\(output.suffix(3000))")
+            // A sanitizer's report starts with its WARNING or ERROR line: show from there.
+            let report = output.range(of: "WARNING: ") ?? output.range(of: "ERROR: ")
+            let shown = report.map { String(output[$0.lowerBound...].prefix(12_000)) } ?? String(output.suffix(3000))
+            Issue.record("exar-db exited with \(process.terminationStatus); its output:\n\(shown)")
         }
         return process.terminationStatus
     }
