@@ -38,6 +38,8 @@ final class CollectionLog: @unchecked Sendable {
     private var unsyncedSince: UInt64?
     private var commitObservers: [@Sendable () -> Void] = []
     private let writerDone = DispatchSemaphore(value: 0)
+    /// Held from opening to closing: no other process writes this collection meanwhile.
+    private let lock: CollectionLock
 
     /// What opening the collection repaired.
     let recoveryNotes: [RecoveryNote]
@@ -49,6 +51,7 @@ final class CollectionLog: @unchecked Sendable {
         self.configuration = configuration
         self.logHandler = logHandler
         try FileSystem.createDirectories(directory)
+        lock = try CollectionLock(directory: directory)
         var notes: [RecoveryNote] = []
         var segments = try Self.openSegments(directory: directory, configuration: configuration, notes: &notes)
         if segments.isEmpty {
@@ -67,7 +70,7 @@ final class CollectionLog: @unchecked Sendable {
     }
 
     /// Opens every segment of `directory` in id order; the last one is validated and repaired.
-    private static func openSegments(directory: String, configuration: CollectionConfiguration,
+    static func openSegments(directory: String, configuration: CollectionConfiguration,
                                      notes: inout [RecoveryNote]) throws(ExarError) -> [Segment] {
         var baseIds: [UInt64] = []
         for name in try FileSystem.contents(of: directory) where name.hasSuffix(".log") {
@@ -231,6 +234,7 @@ final class CollectionLog: @unchecked Sendable {
         }
         // The observers hold the scanners, which hold this log: let the cycle go.
         commitObservers = []
+        lock.release()
         condition.lock()
         writerRunning = false
         condition.unlock()

@@ -129,8 +129,9 @@ import Testing
                 == Array((UInt64(offset) + 1)...min(UInt64(offset) + 3, 2000)))
         }
         #expect(try collection.read(Query(tag: "n1")).map(\.id) == (1...2000).filter { $0 % 3 == 1 }.map(UInt64.init))
-        // Sealed segments give their descriptors back: only the active segment's three stay open.
-        #expect(openDescriptors(under: folder.path) == 3)
+        // Sealed segments give their descriptors back: only the active segment's three and the
+        // collection's lock file stay open.
+        #expect(openDescriptors(under: folder.path) == 4)
         database.close()
 
         let reopened = try makeDatabase(folder, segmentSize: 8192, indexInterval: 256)
@@ -200,5 +201,24 @@ import Testing
             #expect(try database.collection("c").read(.all).count == 500)
             database.close()
         }
+    }
+
+    @Test func aCollectionIsOpenInOneDatabaseAtATime() async throws {
+        let folder = TemporaryFolder()
+        let first = try makeDatabase(folder)
+        _ = try await first.collection("c").publish(Event(tags: ["t"], data: "one"))
+        // A second database on the same folder (as a second server would be) cannot open it.
+        let second = try makeDatabase(folder)
+        #expect(throws: ExarError.self) { try second.collection("c") }
+        do {
+            _ = try second.collection("c")
+        } catch {
+            #expect("\(error)".contains("in use by another process"))
+        }
+        // Other collections are not affected; after the first closes, the second may open it.
+        #expect(try second.collection("other").lastId == 0)
+        first.close()
+        #expect(try second.collection("c").lastId == 1)
+        second.close()
     }
 }

@@ -6,18 +6,21 @@ import Testing
 import Glibc
 #endif
 
-/// Runs the real `exar-inspect` binary; returns its exit status and standard error.
-func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String) {
+/// Runs the real `exar-inspect` binary; returns its exit status, standard error and output.
+@discardableResult
+func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, output: String) {
     let process = Process()
     process.executableURL = productsFolder.appendingPathComponent("exar-inspect")
     process.arguments = arguments
     let error = Pipe()
-    process.standardOutput = FileHandle.nullDevice
+    let output = Pipe()
+    process.standardOutput = output
     process.standardError = error
     try process.run()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
     let text = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: text, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: text, as: UTF8.self), String(decoding: printed, as: UTF8.self))
 }
 
 /// Damage done to a stopped server's files, as crashes, bad disks and people do it.
@@ -146,5 +149,47 @@ enum Damage: String, CaseIterable, CustomTestStringConvertible {
         let after = try runInspect(["verify", collection])
         #expect((after.status == 0) == cleanAfterwards, "\(after.error)")
         if !cleanAfterwards { #expect(after.error.contains("corrupt: \(victim)")) }
+    }
+
+    @Test func repairCutsATornTailAndRebuildsAnIndexButNeverWhileTheServerRuns() async throws {
+        let server = try ExarProcess(database: ["segment_size = 8192", "index_interval_bytes = 256"])
+        defer { server.removeFiles() }
+        try await server.start()
+        let writer = try LineClient(port: server.port)
+        writer.send("Connect\tc\n" + (1...300).map { "Publish\tt\t\($0)\t\(data($0))\n" }.joined())
+        #expect(writer.readLines(301).last == "Published\t300")
+        let collection = server.dataFolder + "/c"
+        // While the server has the collection open, repair refuses and changes nothing.
+        let refused = try runInspect(["repair", collection])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("in use by another process"), "\(refused.error)")
+        #expect(server.stop() == 0)
+
+        let segments = try SegmentInspector.segmentPaths(in: collection)
+        let last = segments[segments.count - 1]
+        var file = try bytes(last)
+        let end = load64(file, at: 32)
+        for offset in 0..<100 { file[end + offset] = 0xAB }
+        try write(file, last)
+        let index = String(segments[0].dropLast(4)) + ".index"
+        try write(Array(try bytes(index).prefix(70)), index)
+        #expect(try runInspect(["verify", collection]).status == 1)
+
+        let repaired = try runInspect(["repair", collection])
+        #expect(repaired.status == 0, "\(repaired.error)")
+        #expect(repaired.output.contains("cut 100 bytes from position \(end)"), "\(repaired.output)")
+        #expect(repaired.output.contains("\(index): index and tag bitmaps rebuilt"), "\(repaired.output)")
+        let verified = try runInspect(["verify", collection])
+        #expect(verified.status == 0, "\(verified.error)")
+        let again = try runInspect(["repair", collection])
+        #expect(again.output.contains("nothing to repair"), "\(again.output)")
+        // The server starts on the repaired folder with nothing left to do.
+        try await server.start()
+        #expect(try readAllEvents(port: server.port)?.count == 300)
+        let more = try LineClient(port: server.port)
+        more.send("Connect\tc\nPublish\tt\t1\tafter repair\n")
+        #expect(more.readLines(2) == ["Connected", "Published\t301"])
+        #expect(!server.log.contains("cut ") && !server.log.contains("rebuilt"), "\(server.log)")
+        #expect(server.stop() == 0)
     }
 }

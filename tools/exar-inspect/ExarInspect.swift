@@ -11,7 +11,7 @@ struct ExarInspect: ParsableCommand {
         abstract: "Inspect the segment files of an Exar DB collection (read-only).",
         discussion: "PATH is a collection folder (<logs_path>/<collection>) or one segment file (<20 digits>.log).",
         version: "0.1.0",
-        subcommands: [List.self, Dump.self, Index.self, Tags.self, Verify.self],
+        subcommands: [List.self, Dump.self, Index.self, Tags.self, Verify.self, Repair.self],
         defaultSubcommand: List.self
     )
 }

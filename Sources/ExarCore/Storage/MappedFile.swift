@@ -120,6 +120,42 @@ final class MappedFile: @unchecked Sendable {
     }
 }
 
+/// An exclusive `flock` on a collection's `.lock` file: one process at a time may write a
+/// collection (a second server on the same folder, or `exar-inspect repair` while a server runs,
+/// get a clear error instead of interleaving writes). Released by ``release()`` or when the
+/// process ends, however it ends.
+package final class CollectionLock: @unchecked Sendable {
+    private let descriptor: Locked<Int32>
+
+    /// Takes the lock of the collection folder `directory` (which must exist) without waiting.
+    package init(directory: String) throws(ExarError) {
+        let path = directory + "/.lock"
+        let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            if code == EINTR { continue }
+            close(fd)
+            if code == EWOULDBLOCK {
+                throw .io(.wouldBlock, "collection folder \(directory) is in use by another process (exar-db or exar-inspect repair)")
+            }
+            throw Syscall.error(code, "lock \(path)")
+        }
+        descriptor = Locked(fd)
+    }
+
+    deinit { release() }
+
+    /// Lets the lock go (idempotent).
+    package func release() {
+        descriptor.withLock { fd in
+            if fd >= 0 {
+                close(fd)
+                fd = -1
+            }
+        }
+    }
+}
+
 /// Small file-system helpers used by the engine.
 enum FileSystem {
     static func exists(_ path: String) -> Bool {
