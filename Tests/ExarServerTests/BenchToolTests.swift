@@ -54,5 +54,55 @@ import Testing
         #expect((result["durability"] as? String ?? "").contains("appendonly no"))
         let catchUp = try bench(["catchup", "-n", "3000", "--peer", "redis"])
         #expect((catchUp["redis"] as? [String: Any])?["events"] as? Int == 3000)
+        // Fan-out: XREAD BLOCK readers against a paced XADD publisher, every entry delivered to each.
+        let fanOut = try bench(["fanout", "-k", "2", "-r", "5000", "-n", "1000", "--peer", "redis"])
+        let redisFanOut = try #require(fanOut["redis"] as? [String: Any])
+        #expect(redisFanOut["events"] as? Int == 2000)
+        let redisLatency = try #require(redisFanOut["latency_us"] as? [String: Double])
+        #expect(redisLatency["p50"]! > 0 && redisLatency["p50"]! <= redisLatency["max"]!)
+    }
+
+    @Test func mixedWorkloadReportsEachPart() throws {
+        let result = try bench(["mixed", "-n", "4000", "-c", "2", "-k", "2", "-r", "1"])
+        let publish = try #require(result["publish"] as? [String: Any])
+        let live = try #require(result["live"] as? [String: Any])
+        let catchUp = try #require(result["catchup"] as? [String: Any])
+        #expect(publish["events"] as? Int == 4000)
+        #expect((publish["latency_us"] as? [String: Double])?["p50"] ?? 0 > 0)
+        // Every live subscriber got every event.
+        #expect(live["events"] as? Int == 8000)
+        #expect((live["events_per_second"] as? Double ?? 0) > 0)
+        // The reader read at least one pass (it starts while the collection fills).
+        #expect((catchUp["events"] as? Int ?? -1) >= 0)
+        #expect((catchUp["seconds"] as? Double ?? 0) > 0)
+    }
+
+    /// On a terminal (here a pseudo-terminal made by `script`), a progress bar is drawn on
+    /// standard error; with --json or through a pipe, never.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func aProgressBarIsDrawnOnlyOnATerminal() throws {
+        let binary = productsFolder.appendingPathComponent("exar-bench").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "\(binary) publish -n 60000 -c 2 -p 4", "/dev/null"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(text.contains("exar-db publish ["), "\(text.prefix(500))")
+        #expect(text.contains("throughput"))
+        // Piped (the other tests' runs): no bar in the output.
+        let piped = Process()
+        piped.executableURL = URL(fileURLWithPath: binary)
+        piped.arguments = ["publish", "-n", "60000", "-c", "2", "-p", "4"]
+        let pipe = Pipe()
+        piped.standardOutput = pipe
+        piped.standardError = pipe
+        try piped.run()
+        let plain = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        piped.waitUntilExit()
+        #expect(!plain.contains("["), "\(plain.prefix(500))")
     }
 }

@@ -13,9 +13,11 @@ final class CatchUpDriver: ChannelInboundHandler {
     private var events = 0
     private var bytes = 0
     private var started: UInt64 = 0
+    private let progress: ProgressMeter?
 
     init(connectLine: ByteBuffer, subscribeLine: ByteBuffer,
-         done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>) {
+         done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>, progress: ProgressMeter? = nil) {
+        self.progress = progress
         self.connectLine = connectLine
         self.subscribeLine = subscribeLine
         self.done = done
@@ -38,6 +40,7 @@ final class CatchUpDriver: ChannelInboundHandler {
             if line.readableBytesView.starts(with: "Event\t".utf8) {
                 events += 1
                 bytes += line.readableBytes + 1
+                progress?.advance()
             } else {
                 done.succeed((events, bytes, monotonicNanoseconds() - started))
                 context.close(promise: nil)

@@ -14,7 +14,7 @@ struct ExarBench: AsyncParsableCommand {
         abstract: "Load an Exar DB server: publish and catch-up workloads, throughput and latency percentiles.",
         discussion: "Without --port it starts its own exar-db (found beside exar-bench) on a temporary folder and a free port.",
         version: "0.1.0",
-        subcommands: [PublishWorkload.self, CatchUpWorkload.self, FanOutWorkload.self]
+        subcommands: [PublishWorkload.self, CatchUpWorkload.self, FanOutWorkload.self, MixedWorkload.self]
     )
 }
 
@@ -60,11 +60,12 @@ func connectDriver(host: String, port: Int, group: any EventLoopGroup, handler: 
 
 /// Publishes `events` over `connections`, each keeping `pipeline` in flight; returns the merged latencies and seconds.
 func runPublish(host: String, port: Int, target: Target, collection: String, events: Int, size: Int,
-                connections: Int, pipeline: Int, tags: Int) async throws -> (Histogram<UInt64>, Double) {
+                connections: Int, pipeline: Int, tags: Int, progress: ProgressMeter? = nil) async throws -> (Histogram<UInt64>, Double) {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     do {
         let result = try await publishLoad(group: group, host: host, port: port, target: target, collection: collection,
-                                           events: events, size: size, connections: connections, pipeline: pipeline, tags: tags)
+                                           events: events, size: size, connections: connections, pipeline: pipeline, tags: tags,
+                                           progress: progress)
         try? await group.shutdownGracefully()
         return result
     } catch {
@@ -74,7 +75,7 @@ func runPublish(host: String, port: Int, target: Target, collection: String, eve
 }
 
 private func publishLoad(group: MultiThreadedEventLoopGroup, host: String, port: Int, target: Target, collection: String,
-                         events: Int, size: Int, connections: Int, pipeline: Int, tags: Int)
+                         events: Int, size: Int, connections: Int, pipeline: Int, tags: Int, progress: ProgressMeter?)
     async throws -> (Histogram<UInt64>, Double)
 {
     let perConnection = (events + connections - 1) / connections
@@ -91,7 +92,8 @@ private func publishLoad(group: MultiThreadedEventLoopGroup, host: String, port:
         let connect = target.connectLine(collection)
         let publishLine = line
         try await connectDriver(host: host, port: port, group: group) {
-            PublishDriver(connectLine: connect, publishLine: publishLine, total: count, pipeline: pipeline, done: promise)
+            PublishDriver(connectLine: connect, publishLine: publishLine, total: count, pipeline: pipeline, done: promise,
+                          progress: progress)
         }
     }
     var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
@@ -99,94 +101,6 @@ private func publishLoad(group: MultiThreadedEventLoopGroup, host: String, port:
         merged.add(try await future.get())
     }
     return (merged, Double(monotonicNanoseconds() - started) / 1e9)
-}
-
-struct PublishWorkload: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish N events of S bytes over C connections, P in flight each.")
-
-    @OptionGroup var target: Target
-    @Option(name: .customShort("n"), help: "Events in all.") var events = 200_000
-    @Option(name: .customShort("s"), help: "Data bytes per event.") var size = 100
-    @Option(name: .customShort("c"), help: "Connections.") var connections = 50
-    @Option(name: .customShort("p"), help: "Publishes in flight per connection.") var pipeline = 16
-    @Option(help: "Tags are drawn from this many (one per connection, round robin).") var tags = 4
-    @Option(help: "Also run the same load against a peer started on loopback and print the ratio (redis: XADD).")
-    var peer: String?
-
-    func validate() throws {
-        guard events > 0, size >= 0, connections > 0, pipeline > 0 else { throw ValidationError("counts must be positive") }
-    }
-
-    func run() async throws {
-        let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
-        let (histogram, seconds) = try await withServer(target) { host, port in
-            try await runPublish(host: host, port: port, target: target, collection: collection, events: events,
-                                 size: size, connections: connections, pipeline: pipeline, tags: tags)
-        }
-        let parameters = ["events": events, "size": size, "connections": connections, "pipeline": pipeline]
-        let exar = Summary(system: "exar-db", workload: "publish", parameters: parameters, events: events, seconds: seconds,
-                           bytesPerEvent: Double(size + 30), latency: histogram)
-        var redis: Summary?
-        if peer == "redis" {
-            let server = try RedisProcess()
-            defer { server.stop() }
-            let (latency, redisSeconds) = try await runRedisXAdd(port: server.port, key: "bench", events: events, size: size,
-                                                                 connections: connections, pipeline: pipeline)
-            redis = Summary(system: "redis (XADD)", workload: "publish", parameters: parameters, events: events,
-                            seconds: redisSeconds, bytesPerEvent: Double(size + 30), latency: latency)
-        } else if let peer {
-            throw ValidationError("unknown peer \(peer): only redis")
-        }
-        output(exar, peer: redis, json: target.json)
-    }
-}
-
-struct CatchUpWorkload: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "catchup", abstract: "Publish M events, then read them back with one non-live subscription.")
-
-    @OptionGroup var target: Target
-    @Option(name: .customShort("n"), help: "Events to publish, then read.") var events = 1_000_000
-    @Option(name: .customShort("s"), help: "Data bytes per event.") var size = 100
-    @Option(help: "Read only events with this tag (tags are tag0...tag3, so about a quarter match).") var tag: String?
-    @Option(help: "Also read the same number of entries from a peer and print the ratio (redis: XRANGE pages).")
-    var peer: String?
-
-    func run() async throws {
-        let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
-        let result = try await withServer(target) { host, port in
-            _ = try await runPublish(host: host, port: port, target: target, collection: collection, events: events,
-                                     size: size, connections: 4, pipeline: 64, tags: 4)
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { group.shutdownGracefully { _ in } }
-            let promise = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
-            var subscribe = ByteBuffer()
-            subscribe.writeSubscribe(Query(live: false, offset: 0, tag: tag))
-            let connect = target.connectLine(collection)
-            let subscribeLine = subscribe
-            try await connectDriver(host: host, port: port, group: group) {
-                CatchUpDriver(connectLine: connect, subscribeLine: subscribeLine, done: promise)
-            }
-            return try await promise.futureResult.get()
-        }
-        let seconds = Double(result.nanoseconds) / 1e9
-        let parameters = ["events": events, "size": size, "tagged": tag == nil ? 0 : 1]
-        let exar = Summary(system: "exar-db", workload: "catchup", parameters: parameters, events: result.events,
-                           seconds: seconds, bytesPerEvent: result.events > 0 ? Double(result.bytes) / Double(result.events) : 0,
-                           latency: nil)
-        var redis: Summary?
-        if peer == "redis" {
-            let server = try RedisProcess()
-            defer { server.stop() }
-            _ = try await runRedisXAdd(port: server.port, key: "bench", events: events, size: size, connections: 4, pipeline: 64)
-            let read = try await runRedisXRange(port: server.port, key: "bench")
-            redis = Summary(system: "redis (XRANGE)", workload: "catchup", parameters: parameters, events: read.events,
-                            seconds: Double(read.nanoseconds) / 1e9,
-                            bytesPerEvent: read.events > 0 ? Double(read.bytes) / Double(read.events) : 0, latency: nil)
-        } else if let peer {
-            throw ValidationError("unknown peer \(peer): only redis")
-        }
-        output(exar, peer: redis, json: target.json)
-    }
 }
 
 /// One run's figures, as printed in the table and in the JSON.
@@ -250,6 +164,11 @@ func output(_ exar: Summary, peer: Summary?, json: Bool) {
         peer.printTable()
         print("")
         print("ratio        exar-db / redis = \(String(format: "%.2f", exar.rate / max(peer.rate, 1)))x events/s")
+        if let exarLatency = exar.latency, let peerLatency = peer.latency {
+            let exarP99 = Double(exarLatency.valueAtPercentile(99)) / 1000
+            let peerP99 = Double(peerLatency.valueAtPercentile(99)) / 1000
+            print("p99 latency  exar-db \(String(format: "%.0f", exarP99)) us, redis \(String(format: "%.0f", peerP99)) us")
+        }
         print("durability   \(durabilityNote)")
     }
 }
@@ -259,52 +178,4 @@ func report(workload: String, parameters: [String: Int], events: Int, seconds: D
             latency: Histogram<UInt64>?, json: Bool) {
     output(Summary(system: "exar-db", workload: workload, parameters: parameters, events: events, seconds: seconds,
                    bytesPerEvent: bytesPerEvent, latency: latency), peer: nil, json: json)
-}
-
-struct FanOutWorkload: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "fanout",
-        abstract: "K live subscribers, one publisher at a target rate: latency from publishing to delivery.")
-
-    @OptionGroup var target: Target
-    @Option(name: .customShort("k"), help: "Live subscribers.") var subscribers = 16
-    @Option(name: .customShort("r"), help: "Events per second published.") var rate = 50_000
-    @Option(name: .customShort("n"), help: "Events in all.") var events = 200_000
-    @Option(name: .customShort("s"), help: "Data bytes per event.") var size = 100
-
-    func run() async throws {
-        let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
-        let (latency, seconds) = try await withServer(target) { host, port in
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { group.shutdownGracefully { _ in } }
-            var subscribedFutures: [EventLoopFuture<Void>] = []
-            var doneFutures: [EventLoopFuture<Histogram<UInt64>>] = []
-            let connect = target.connectLine(collection)
-            var subscribe = ByteBuffer()
-            subscribe.writeSubscribe(Query(live: true, offset: 0, limit: UInt64(events)))
-            let subscribeLine = subscribe
-            for _ in 0..<subscribers {
-                let subscribed = group.next().makePromise(of: Void.self)
-                let done = group.next().makePromise(of: Histogram<UInt64>.self)
-                subscribedFutures.append(subscribed.futureResult)
-                doneFutures.append(done.futureResult)
-                try await connectDriver(host: host, port: port, group: group) {
-                    LiveSubscriberDriver(connectLine: connect, subscribeLine: subscribeLine, subscribed: subscribed, done: done)
-                }
-            }
-            for future in subscribedFutures { try await future.get() }
-            let started = monotonicNanoseconds()
-            let published = group.next().makePromise(of: Void.self)
-            try await connectDriver(host: host, port: port, group: group) {
-                PacedPublisherDriver(connectLine: connect, total: events, rate: rate, size: size, done: published)
-            }
-            try await published.futureResult.get()
-            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-            for future in doneFutures { merged.add(try await future.get()) }
-            return (merged, Double(monotonicNanoseconds() - started) / 1e9)
-        }
-        report(workload: "fanout", parameters: ["subscribers": subscribers, "rate": rate, "events": events, "size": size],
-               events: events * subscribers, seconds: seconds, bytesPerEvent: Double(size + 40), latency: latency,
-               json: target.json)
-    }
 }

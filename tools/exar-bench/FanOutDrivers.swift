@@ -14,9 +14,11 @@ final class LiveSubscriberDriver: ChannelInboundHandler {
     private let done: EventLoopPromise<Histogram<UInt64>>
     private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
     private var state = 0
+    private let progress: ProgressMeter?
 
     init(connectLine: ByteBuffer, subscribeLine: ByteBuffer, subscribed: EventLoopPromise<Void>,
-         done: EventLoopPromise<Histogram<UInt64>>) {
+         done: EventLoopPromise<Histogram<UInt64>>, progress: ProgressMeter? = nil) {
+        self.progress = progress
         self.connectLine = connectLine
         self.subscribeLine = subscribeLine
         self.subscribed = subscribed
@@ -43,6 +45,7 @@ final class LiveSubscriberDriver: ChannelInboundHandler {
                 return
             }
             let now = monotonicNanoseconds()
+            progress?.advance()
             // Event\t<id>\t<ts>\t<tags>\t<sent ns>...: the fifth field starts with the send time.
             var tabs = 0
             var sent: UInt64 = 0

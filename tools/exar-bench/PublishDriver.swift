@@ -14,12 +14,14 @@ final class PublishDriver: ChannelInboundHandler {
     private let done: EventLoopPromise<Histogram<UInt64>>
     private var window: PipelineWindow
     private var connected = false
+    private let progress: ProgressMeter?
 
     init(connectLine: ByteBuffer, publishLine: ByteBuffer, total: Int, pipeline: Int,
-         done: EventLoopPromise<Histogram<UInt64>>) {
+         done: EventLoopPromise<Histogram<UInt64>>, progress: ProgressMeter? = nil) {
         self.connectLine = connectLine
         self.publishLine = publishLine
         self.done = done
+        self.progress = progress
         window = PipelineWindow(total: total, depth: pipeline)
     }
 
@@ -43,6 +45,7 @@ final class PublishDriver: ChannelInboundHandler {
             fail(context, "publish answered: \(String(buffer: line))")
             return
         }
+        progress?.advance()
         if window.answer(at: now) {
             done.succeed(window.histogram)
             context.close(promise: nil)

@@ -57,10 +57,13 @@ final class RedisXAddDriver: ChannelInboundHandler {
     private let command: ByteBuffer
     private let done: EventLoopPromise<Histogram<UInt64>>
     private var window: PipelineWindow
+    private let progress: ProgressMeter?
 
-    init(command: ByteBuffer, total: Int, pipeline: Int, done: EventLoopPromise<Histogram<UInt64>>) {
+    init(command: ByteBuffer, total: Int, pipeline: Int, done: EventLoopPromise<Histogram<UInt64>>,
+         progress: ProgressMeter? = nil) {
         self.command = command
         self.done = done
+        self.progress = progress
         window = PipelineWindow(total: total, depth: pipeline)
     }
 
@@ -79,6 +82,7 @@ final class RedisXAddDriver: ChannelInboundHandler {
             return
         }
         if first == UInt8(ascii: "$") { return }
+        progress?.advance()
         if window.answer(at: monotonicNanoseconds()) {
             done.succeed(window.histogram)
             context.close(promise: nil)
@@ -167,8 +171,8 @@ func connectRedisDriver(port: Int, group: any EventLoopGroup, handler: @escaping
 }
 
 /// XADD with C connections x P in flight; returns latencies and seconds.
-func runRedisXAdd(port: Int, key: String, events: Int, size: Int, connections: Int, pipeline: Int)
-    async throws -> (Histogram<UInt64>, Double)
+func runRedisXAdd(port: Int, key: String, events: Int, size: Int, connections: Int, pipeline: Int,
+                  progress: ProgressMeter? = nil) async throws -> (Histogram<UInt64>, Double)
 {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { group.shutdownGracefully { _ in } }
@@ -182,7 +186,7 @@ func runRedisXAdd(port: Int, key: String, events: Int, size: Int, connections: I
         let promise = group.next().makePromise(of: Histogram<UInt64>.self)
         futures.append(promise.futureResult)
         try await connectRedisDriver(port: port, group: group) {
-            RedisXAddDriver(command: command, total: count, pipeline: pipeline, done: promise)
+            RedisXAddDriver(command: command, total: count, pipeline: pipeline, done: promise, progress: progress)
         }
     }
     var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)

@@ -1,0 +1,187 @@
+import ExarNet
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// A live reader of the Redis side of the fan-out workload: `XREAD BLOCK 0` from the last id it
+/// saw, recording per entry the time from the publisher's send (carried in the payload) to here.
+final class RedisXReadSubscriberDriver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let key: String
+    private let total: Int
+    private let subscribed: EventLoopPromise<Void>
+    private let done: EventLoopPromise<Histogram<UInt64>>
+    private let progress: ProgressMeter?
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+    private var lastId = "0-0"
+    private var received = 0
+    private var headerLinesLeft = 0
+    private var entryLinesLeft = 0
+    private var lineInEntry = 0
+
+    init(key: String, total: Int, subscribed: EventLoopPromise<Void>, done: EventLoopPromise<Histogram<UInt64>>,
+         progress: ProgressMeter?) {
+        self.key = key
+        self.total = total
+        self.subscribed = subscribed
+        self.done = done
+        self.progress = progress
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // From 0-0 on a new stream: nothing published after this can be missed.
+        request(context)
+        subscribed.succeed(())
+    }
+
+    private func request(_ context: ChannelHandlerContext) {
+        headerLinesLeft = 5  // *1, *2, $<n>, <key>, *<count>
+        context.writeAndFlush(wrapOutboundOut(respCommand(["XREAD", "COUNT", "10000", "BLOCK", "0", "STREAMS", key, lastId])),
+                              promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        let now = monotonicNanoseconds()
+        if headerLinesLeft > 0 {
+            if line.readableBytesView.first == UInt8(ascii: "-") {
+                done.fail(BenchError("redis answered \(String(buffer: line))"))
+                context.close(promise: nil)
+                return
+            }
+            headerLinesLeft -= 1
+            if headerLinesLeft == 0 {
+                // Each entry: *2, $<n>, <id>, *2, $4, data, $<n>, <payload>.
+                entryLinesLeft = (Int(String(buffer: line).dropFirst()) ?? 0) * 8
+                lineInEntry = 0
+                if entryLinesLeft == 0 { request(context) }
+            }
+            return
+        }
+        lineInEntry += 1
+        if lineInEntry == 3 { lastId = String(buffer: line) }
+        if lineInEntry == 8 {
+            lineInEntry = 0
+            received += 1
+            progress?.advance()
+            var sent: UInt64 = 0
+            for byte in line.readableBytesView {
+                guard byte >= 48 && byte <= 57 else { break }
+                sent = sent * 10 + UInt64(byte - 48)
+            }
+            if sent > 0 && now > sent { histogram.record(now - sent) }
+        }
+        entryLinesLeft -= 1
+        if entryLinesLeft == 0 {
+            if received >= total {
+                done.succeed(histogram)
+                context.close(promise: nil)
+            } else {
+                request(context)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        subscribed.fail(BenchError("redis subscriber closed early"))
+        done.fail(BenchError("redis subscriber closed after \(received) of \(total) entries"))
+    }
+}
+
+/// Adds `total` entries with `XADD` at `rate` per second (paced every millisecond), each payload
+/// starting with its send time, as the exar-db side's paced publisher does.
+final class RedisPacedPublisherDriver: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let key: String
+    private let total: Int
+    private let rate: Int
+    private let padding: String
+    private let done: EventLoopPromise<Void>
+    private var sent = 0
+    private var answered = 0
+    private var started: UInt64 = 0
+
+    init(key: String, total: Int, rate: Int, size: Int, done: EventLoopPromise<Void>) {
+        self.key = key
+        self.total = total
+        self.rate = max(1, rate)
+        self.padding = String(repeating: "x", count: max(0, size - 20))
+        self.done = done
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        started = monotonicNanoseconds()
+        tick(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        guard let first = line.readableBytesView.first, first != UInt8(ascii: "$") else { return }
+        if first == UInt8(ascii: "-") {
+            done.fail(BenchError("redis answered \(String(buffer: line))"))
+            context.close(promise: nil)
+            return
+        }
+        answered += 1
+        if answered == total {
+            done.succeed(())
+            context.close(promise: nil)
+        }
+    }
+
+    private func tick(_ context: ChannelHandlerContext) {
+        let elapsed = monotonicNanoseconds() - started
+        let due = min(total, Int(Double(elapsed) / 1e9 * Double(rate)) + 1)
+        if due > sent {
+            var out = context.channel.allocator.buffer(capacity: (due - sent) * (padding.utf8.count + 64))
+            while sent < due {
+                var command = respCommand(["XADD", key, "*", "data", String(monotonicNanoseconds()) + " " + padding])
+                out.writeBuffer(&command)
+                sent += 1
+            }
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if sent < total {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(1)) {
+                loopBound.value.0.tick(loopBound.value.1)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(BenchError("redis publisher closed after \(answered) of \(total) answers"))
+    }
+}
+
+/// The fan-out workload against Redis: K `XREAD BLOCK` readers, one paced `XADD` publisher.
+func runRedisFanOut(port: Int, key: String, subscribers: Int, rate: Int, events: Int, size: Int,
+                    progress: ProgressMeter?) async throws -> (Histogram<UInt64>, Double) {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { group.shutdownGracefully { _ in } }
+    var subscribedFutures: [EventLoopFuture<Void>] = []
+    var doneFutures: [EventLoopFuture<Histogram<UInt64>>] = []
+    for _ in 0..<subscribers {
+        let subscribed = group.next().makePromise(of: Void.self)
+        let done = group.next().makePromise(of: Histogram<UInt64>.self)
+        subscribedFutures.append(subscribed.futureResult)
+        doneFutures.append(done.futureResult)
+        try await connectRedisDriver(port: port, group: group) {
+            RedisXReadSubscriberDriver(key: key, total: events, subscribed: subscribed, done: done, progress: progress)
+        }
+    }
+    for future in subscribedFutures { try await future.get() }
+    let started = monotonicNanoseconds()
+    let published = group.next().makePromise(of: Void.self)
+    try await connectRedisDriver(port: port, group: group) {
+        RedisPacedPublisherDriver(key: key, total: events, rate: rate, size: size, done: published)
+    }
+    try await published.futureResult.get()
+    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+    for future in doneFutures { merged.add(try await future.get()) }
+    return (merged, Double(monotonicNanoseconds() - started) / 1e9)
+}
