@@ -84,7 +84,7 @@ import Testing
         let binary = productsFolder.appendingPathComponent("exar-bench").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        process.arguments = ["-qec", "\(binary) publish -n 60000 -c 2 -p 4", "/dev/null"]
+        process.arguments = ["-qec", "\(binary) publish -n 20000 -c 2 -p 4", "/dev/null"]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
