@@ -15,3 +15,4 @@ $bench publish -c 50 -p 16 -n 1000000 --peer redis
 $bench publish -c 1 -p 16 -n 200000 --peer redis
 $bench publish -c 50 -p 1 -n 200000 --peer redis
 $bench catchup -n 1000000 --peer redis
+$bench fanout -k 16 -r 50000 -n 200000 --peer redis
