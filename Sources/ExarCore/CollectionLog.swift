@@ -35,9 +35,16 @@ final class CollectionLog: @unchecked Sendable {
     // Writer thread only.
     private var active: Segment
     private var mustRoll = false
-    private var unsyncedSince: UInt64?
+    /// When the oldest unsynced write happened (ms), 0 when everything is synced (`interval` policy).
+    /// Atomic: the writer thread reads it while waiting, without the write lock.
+    private let unsyncedSince = Atomic<UInt64>(0)
     private var commitObservers: [@Sendable () -> Void] = []
     private let writerDone = DispatchSemaphore(value: 0)
+    /// Held by whoever writes to the segments: the writer thread, or a publisher writing its own
+    /// burst in place while the writer is idle. Guards `active`, `mustRoll`, `inlineRecords`.
+    private let writeLock = NSLock()
+    /// The encoding buffer of bursts written in place (under `writeLock`).
+    private var inlineRecords: [UInt8] = []
     /// Held from opening to closing: no other process writes this collection meanwhile.
     private let lock: CollectionLock
 
@@ -145,6 +152,24 @@ final class CollectionLog: @unchecked Sendable {
         completion: @escaping @Sendable (PublishResult) -> Void
     ) throws(ExarError) {
         let now = currentTimeMilliseconds()
+        // When nothing waits for the writer and it is not writing, write here: no hand-off to the
+        // writer thread and back. (Not with `sync = always`: the fsync would block the caller.)
+        if configuration.sync != .always && writeLock.try() {
+            condition.lock()
+            if closing || closed {
+                condition.unlock()
+                writeLock.unlock()
+                throw .io(.notConnected, "collection \(name) is closed")
+            }
+            if pendingBursts.isEmpty {
+                condition.unlock()
+                defer { writeLock.unlock() }
+                try writeInPlace(fill, completion: completion, now: now)
+                return
+            }
+            condition.unlock()
+            writeLock.unlock()
+        }
         condition.lock()
         if closing || closed {
             condition.unlock()
@@ -169,6 +194,41 @@ final class CollectionLog: @unchecked Sendable {
             if wasEmpty { condition.signal() }
         }
         condition.unlock()
+        if count == 0 {
+            completion(PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil))
+        }
+    }
+
+    /// Encodes and writes one burst on the caller's thread: `writeLock` is held and nothing is
+    /// pending, so its events come right after every burst accepted before it.
+    private func writeInPlace(
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        completion: @escaping @Sendable (PublishResult) -> Void, now: UInt64
+    ) throws(ExarError) {
+        var records: [UInt8] = []
+        swap(&records, &inlineRecords)
+        var appender = PublishAppender(records: consume records, now: now, maximumEventBytes: configuration.maximumEventBytes)
+        do {
+            try fill(&appender)
+        } catch {
+            inlineRecords = appender.finish(keep: false)
+            throw error
+        }
+        let count = appender.count
+        var encoded = appender.finish(keep: true)
+        if count > 0 {
+            let wasSynced = unsyncedSince.load(ordering: .relaxed) == 0
+            write(encoded, [PendingBurst(count: count, completion: completion)])
+            // The interval's fsync stays on the writer thread, never on the caller's.
+            if wasSynced && unsyncedSince.load(ordering: .relaxed) != 0 {
+                // The writer thread sleeps without a deadline: give it the interval sync's.
+                condition.lock()
+                condition.signal()
+                condition.unlock()
+            }
+        }
+        encoded.removeAll(keepingCapacity: true)
+        inlineRecords = encoded
         if count == 0 {
             completion(PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil))
         }
@@ -204,7 +264,8 @@ final class CollectionLog: @unchecked Sendable {
         while true {
             condition.lock()
             while pendingBursts.isEmpty && !closing {
-                if let since = unsyncedSince, case .interval(let milliseconds) = configuration.sync {
+                let since = unsyncedSince.load(ordering: .relaxed)
+                if since != 0, case .interval(let milliseconds) = configuration.sync {
                     let dueIn = Double(milliseconds) / 1000 - Double(currentTimeMilliseconds() &- since) / 1000
                     if dueIn <= 0 { break }
                     _ = condition.wait(until: Date(timeIntervalSinceNow: dueIn))
@@ -212,6 +273,10 @@ final class CollectionLog: @unchecked Sendable {
                     condition.wait()
                 }
             }
+            condition.unlock()
+            // Wait for a publisher writing in place, then take what is pending.
+            writeLock.lock()
+            condition.lock()
             let stop = pendingBursts.isEmpty && closing
             swap(&records, &pendingRecords)
             swap(&bursts, &pendingBursts)
@@ -223,8 +288,10 @@ final class CollectionLog: @unchecked Sendable {
                 bursts.removeAll(keepingCapacity: true)
             }
             syncIfDue()
-            if stop { break }
+            if stop { break }  // still holding writeLock: nobody writes after the seal
+            writeLock.unlock()
         }
+        defer { writeLock.unlock() }
         active.commit()
         active.seal()
         do {
@@ -299,7 +366,7 @@ final class CollectionLog: @unchecked Sendable {
                     written = 0
                 }
             case .interval:
-                if unsyncedSince == nil { unsyncedSince = currentTimeMilliseconds() }
+                if unsyncedSince.load(ordering: .relaxed) == 0 { unsyncedSince.store(currentTimeMilliseconds(), ordering: .relaxed) }
             case .none:
                 break
             }
@@ -336,12 +403,13 @@ final class CollectionLog: @unchecked Sendable {
     }
 
     private func syncIfDue() {
-        guard let since = unsyncedSince, case .interval(let milliseconds) = configuration.sync,
+        let since = unsyncedSince.load(ordering: .relaxed)
+        guard since != 0, case .interval(let milliseconds) = configuration.sync,
             currentTimeMilliseconds() &- since >= UInt64(milliseconds)
         else { return }
         do {
             try active.sync()
-            unsyncedSince = nil
+            unsyncedSince.store(0, ordering: .relaxed)
         } catch {
             logHandler?(.error, "collection \(name): interval sync failed: \(error)")
         }
