@@ -4,7 +4,8 @@ import ExarNet
 import NIOCore
 
 /// Gathers the `Publish` bursts of every connection of one event loop during one turn of the
-/// loop and hands them to each collection's writer in a single call: one hand-off and one
+/// loop and hands them to each collection in a single call: written in place when the
+/// collection's writer is idle (answered without leaving the loop), else one hand-off and one
 /// completion hop per loop turn and collection, instead of one per connection.
 final class PublishBatcher: @unchecked Sendable {  // used on its event loop only (checked in `add`)
     /// One connection's burst: its lines (kept alive until copied) and where to report.
@@ -56,7 +57,12 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
                         }
                     }
                 }, completion: { result in
-                    eventLoop.execute { Self.distribute(result, to: bound.value) }
+                    // Written in place (on this loop) or by the collection's writer thread.
+                    if eventLoop.inEventLoop {
+                        Self.distribute(result, to: bound.value)
+                    } else {
+                        eventLoop.execute { Self.distribute(result, to: bound.value) }
+                    }
                 })
             } catch {
                 Self.distribute(PublishResult(firstId: 0, storedCount: 0, error: error), to: entries)
