@@ -106,10 +106,10 @@ private func spawn(_ count: Int, into group: DispatchGroup, _ body: @escaping @S
                 usleep(20_000)
             }
         }
-        // A flood of connections over max_connections, each refused with an error.
+        // A flood of 2,000 connections, most over max_connections: each refused with an error.
         spawn(2, into: hostiles) { _ in
             var open: [LineClient] = []
-            for _ in 0..<400 where !stop.isSet {
+            for _ in 0..<1000 where !stop.isSet {
                 guard let client = try? LineClient(port: port) else { continue }
                 open.append(client)
             }
