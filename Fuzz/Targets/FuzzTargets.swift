@@ -79,3 +79,38 @@ public enum FuzzTargets {
         _ = try? opened.read(Query(offset: 2, limit: 3, tag: "t"))
     }
 }
+
+#if FUZZING
+/// libFuzzer's driver (in the fuzzer runtime `-sanitize=fuzzer` links); the fuzzer executables
+/// call it from their `main`.
+@_silgen_name("LLVMFuzzerRunDriver")
+public func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+extension FuzzTargets {
+    /// Runs libFuzzer with `argc`/`argv` and the target's C entry point.
+    public static func runFuzzer(
+        _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+        _ entry: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt {
+        var count = argc
+        var arguments = argv
+        return LLVMFuzzerRunDriver(&count, &arguments, entry)
+    }
+}
+#endif
+
+extension FuzzTargets {
+    /// Without the fuzzer: runs each file named on the command line through `body` once
+    /// (replaying a finding), printing `ok: FILE` after each.
+    public static func replay(_ body: (UnsafeRawBufferPointer) -> Void) throws {
+        for path in CommandLine.arguments.dropFirst() {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes.withUnsafeBytes { body($0) }
+            print("ok: \(path)")
+        }
+    }
+}

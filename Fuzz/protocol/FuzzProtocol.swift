@@ -1,41 +1,25 @@
 import ExarFuzzTargets
-import Foundation
 
-#if FUZZING
-// Built with `-sanitize=fuzzer` (see `make fuzz`): libFuzzer drives the input. SwiftPM links an
-// executable's `main` to `<module>_main`, so that symbol starts libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-@_cdecl("exar_fuzz_protocol_main")
-public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
-        LLVMFuzzerTestOneInput(data, size)
-    }
-}
-
-/// One input (libFuzzer's own `main`, when the linker picks it, calls this).
+/// One input: the protocol input path (framing and parsing).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     FuzzTargets.protocolInput(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
+
+#if FUZZING
+// Built with `-sanitize=fuzzer` (`make fuzz`): SwiftPM links an executable's `main` to
+// `<module>_main`, so that symbol starts libFuzzer's driver.
+@_cdecl("exar_fuzz_protocol_main")
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    FuzzTargets.runFuzzer(argc, argv, LLVMFuzzerTestOneInput)
+}
 #else
-/// Without the fuzzer: runs the given input files once (replaying a finding).
+/// Without the fuzzer: `exar-fuzz-protocol FILE...` replays inputs.
 @main enum ReplayProtocol {
     static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-            bytes.withUnsafeBytes { FuzzTargets.protocolInput($0) }
-            print("ok: \(path)")
-        }
+        try FuzzTargets.replay { _ = LLVMFuzzerTestOneInput($0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) }
     }
 }
 #endif

@@ -39,7 +39,8 @@ final class CollectionLog: @unchecked Sendable {
     /// Atomic: the writer thread reads it while waiting, without the write lock.
     private let unsyncedSince = Atomic<UInt64>(0)
     private var commitObservers: [@Sendable () -> Void] = []
-    private let writerDone = DispatchSemaphore(value: 0)
+    /// The writer thread, joined by `close()`.
+    private var writerThread: JoinableThread?
     /// Held by whoever writes to the segments: the writer thread, or a publisher writing its own
     /// burst in place while the writer is idle. Guards `active`, `mustRoll`, `inlineRecords`.
     private let writeLock = NSLock()
@@ -134,9 +135,10 @@ final class CollectionLog: @unchecked Sendable {
         writerRunning = true
         pendingRecords.reserveCapacity(Self.pendingReserve)
         condition.unlock()
-        let thread = Thread { [self] in runWriter() }
-        thread.name = "exar-writer-\(name)"
-        thread.start()
+        let thread = JoinableThread(name: "exar-w-\(name)") { [self] in runWriter() }
+        condition.lock()
+        writerThread = thread
+        condition.unlock()
     }
 
     /// The segments, oldest first.
@@ -245,7 +247,12 @@ final class CollectionLog: @unchecked Sendable {
         let running = writerRunning
         condition.signal()
         condition.unlock()
-        if running { writerDone.wait() }
+        if running {
+            condition.lock()
+            let thread = writerThread
+            condition.unlock()
+            thread?.join()
+        }
         condition.lock()
         closed = true
         condition.unlock()
@@ -305,7 +312,6 @@ final class CollectionLog: @unchecked Sendable {
         condition.lock()
         writerRunning = false
         condition.unlock()
-        writerDone.signal()
     }
 
     /// Writes the records of `bursts` as batches, commits, syncs if asked, then completes each burst.

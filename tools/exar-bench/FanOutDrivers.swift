@@ -67,12 +67,19 @@ final class LiveSubscriberDriver: ChannelInboundHandler {
     }
 }
 
-/// Publishes `total` events at `rate` per second (paced every millisecond), each carrying its send time.
+/// Publishes `total` events at `rate` per second (paced every millisecond), each carrying its send
+/// time at the start of its data: to exar-db (`Publish` lines after a `Connect`) or to Redis
+/// (`XADD` to a stream, for the side-by-side fan-out).
 final class PacedPublisherDriver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let connectLine: ByteBuffer
+    enum Peer {
+        case exar(connectLine: ByteBuffer)
+        case redis(key: String)
+    }
+
+    private let peer: Peer
     private let total: Int
     private let rate: Int
     private let padding: String
@@ -80,10 +87,10 @@ final class PacedPublisherDriver: ChannelInboundHandler {
     private var sent = 0
     private var answered = 0
     private var started: UInt64 = 0
-    private var connected = false
+    private var ticking = false
 
-    init(connectLine: ByteBuffer, total: Int, rate: Int, size: Int, done: EventLoopPromise<Void>) {
-        self.connectLine = connectLine
+    init(peer: Peer, total: Int, rate: Int, size: Int, done: EventLoopPromise<Void>) {
+        self.peer = peer
         self.total = total
         self.rate = max(1, rate)
         self.padding = String(repeating: "x", count: max(0, size - 20))
@@ -91,15 +98,26 @@ final class PacedPublisherDriver: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(connectLine), promise: nil)
+        switch peer {
+        case .exar(let connectLine): context.writeAndFlush(wrapOutboundOut(connectLine), promise: nil)
+        case .redis: startTicking(context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if !connected {
-            connected = true
-            started = monotonicNanoseconds()
-            tick(context)
+        let line = unwrapInboundIn(data)
+        guard ticking else {
+            startTicking(context)  // exar-db's `Connected`
             return
+        }
+        if case .redis = peer {
+            // A reply is "$<length>" then the id, or "-<error>".
+            guard let first = line.readableBytesView.first, first != UInt8(ascii: "$") else { return }
+            if first == UInt8(ascii: "-") {
+                done.fail(BenchError("redis answered \(String(buffer: line))"))
+                context.close(promise: nil)
+                return
+            }
         }
         answered += 1
         if answered == total {
@@ -108,14 +126,27 @@ final class PacedPublisherDriver: ChannelInboundHandler {
         }
     }
 
+    private func startTicking(_ context: ChannelHandlerContext) {
+        ticking = true
+        started = monotonicNanoseconds()
+        tick(context)
+    }
+
     /// Sends what the rate allows by now, then comes back in a millisecond.
     private func tick(_ context: ChannelHandlerContext) {
         let elapsed = monotonicNanoseconds() - started
         let due = min(total, Int(Double(elapsed) / 1e9 * Double(rate)) + 1)
         if due > sent {
-            var out = context.channel.allocator.buffer(capacity: (due - sent) * (padding.utf8.count + 48))
+            var out = context.channel.allocator.buffer(capacity: (due - sent) * (padding.utf8.count + 64))
             while sent < due {
-                out.writePublish(tags: ["fan"], timestamp: 0, data: String(monotonicNanoseconds()) + " " + padding)
+                let data = String(monotonicNanoseconds()) + " " + padding
+                switch peer {
+                case .exar:
+                    out.writePublish(tags: ["fan"], timestamp: 0, data: data)
+                case .redis(let key):
+                    var command = respCommand(["XADD", key, "*", "data", data])
+                    out.writeBuffer(&command)
+                }
                 sent += 1
             }
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)

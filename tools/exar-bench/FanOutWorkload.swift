@@ -50,7 +50,7 @@ struct FanOutWorkload: AsyncParsableCommand {
             let started = monotonicNanoseconds()
             let published = group.next().makePromise(of: Void.self)
             try await connectDriver(host: host, port: port, group: group) {
-                PacedPublisherDriver(connectLine: connect, total: events, rate: rate, size: size, done: published)
+                PacedPublisherDriver(peer: .exar(connectLine: connect), total: events, rate: rate, size: size, done: published)
             }
             try await published.futureResult.get()
             var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)

@@ -90,74 +90,6 @@ final class RedisXReadSubscriberDriver: ChannelInboundHandler {
     }
 }
 
-/// Adds `total` entries with `XADD` at `rate` per second (paced every millisecond), each payload
-/// starting with its send time, as the exar-db side's paced publisher does.
-final class RedisPacedPublisherDriver: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let key: String
-    private let total: Int
-    private let rate: Int
-    private let padding: String
-    private let done: EventLoopPromise<Void>
-    private var sent = 0
-    private var answered = 0
-    private var started: UInt64 = 0
-
-    init(key: String, total: Int, rate: Int, size: Int, done: EventLoopPromise<Void>) {
-        self.key = key
-        self.total = total
-        self.rate = max(1, rate)
-        self.padding = String(repeating: "x", count: max(0, size - 20))
-        self.done = done
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        started = monotonicNanoseconds()
-        tick(context)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        guard let first = line.readableBytesView.first, first != UInt8(ascii: "$") else { return }
-        if first == UInt8(ascii: "-") {
-            done.fail(BenchError("redis answered \(String(buffer: line))"))
-            context.close(promise: nil)
-            return
-        }
-        answered += 1
-        if answered == total {
-            done.succeed(())
-            context.close(promise: nil)
-        }
-    }
-
-    private func tick(_ context: ChannelHandlerContext) {
-        let elapsed = monotonicNanoseconds() - started
-        let due = min(total, Int(Double(elapsed) / 1e9 * Double(rate)) + 1)
-        if due > sent {
-            var out = context.channel.allocator.buffer(capacity: (due - sent) * (padding.utf8.count + 64))
-            while sent < due {
-                var command = respCommand(["XADD", key, "*", "data", String(monotonicNanoseconds()) + " " + padding])
-                out.writeBuffer(&command)
-                sent += 1
-            }
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        }
-        if sent < total {
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .milliseconds(1)) {
-                loopBound.value.0.tick(loopBound.value.1)
-            }
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        done.fail(BenchError("redis publisher closed after \(answered) of \(total) answers"))
-    }
-}
-
 /// The fan-out workload against Redis: K `XREAD BLOCK` readers, one paced `XADD` publisher.
 func runRedisFanOut(port: Int, key: String, subscribers: Int, rate: Int, events: Int, size: Int,
                     progress: ProgressMeter?) async throws -> (Histogram<UInt64>, Double) {
@@ -178,7 +110,7 @@ func runRedisFanOut(port: Int, key: String, subscribers: Int, rate: Int, events:
     let started = monotonicNanoseconds()
     let published = group.next().makePromise(of: Void.self)
     try await connectRedisDriver(port: port, group: group) {
-        RedisPacedPublisherDriver(key: key, total: events, rate: rate, size: size, done: published)
+        PacedPublisherDriver(peer: .redis(key: key), total: events, rate: rate, size: size, done: published)
     }
     try await published.futureResult.get()
     var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)

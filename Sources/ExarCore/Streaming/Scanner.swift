@@ -20,7 +20,8 @@ final class Scanner: @unchecked Sendable {
     private var signaled = false
     private var stopping = false
     private var running = false
-    private let done = DispatchSemaphore(value: 0)
+    /// The thread, joined by `stop()`.
+    private var thread: JoinableThread?
     /// Mirrors `subscriptions.count`, so a commit skips the lock of a scanner with nothing to serve.
     private let held = Atomic<Int>(0)
 
@@ -38,9 +39,10 @@ final class Scanner: @unchecked Sendable {
         condition.lock()
         running = true
         condition.unlock()
-        let thread = Thread { [self] in run() }
-        thread.name = "exar-scanner-\(log.name)-\(number)"
-        thread.start()
+        let thread = JoinableThread(name: "exar-s\(number)-\(log.name)") { [self] in run() }
+        condition.lock()
+        self.thread = thread
+        condition.unlock()
     }
 
     /// Adds a subscription; it is served from the next pass.
@@ -74,9 +76,10 @@ final class Scanner: @unchecked Sendable {
         condition.lock()
         stopping = true
         let wasRunning = running
+        let thread = self.thread
         condition.signal()
         condition.unlock()
-        if wasRunning { done.wait() }
+        if wasRunning { thread?.join() }
     }
 
     /// The number of subscriptions held (finished ones leave at the end of a pass).
@@ -101,7 +104,6 @@ final class Scanner: @unchecked Sendable {
                 for subscription in remaining where !subscription.finished && !subscription.isCancelled {
                     subscription.sink.finish(.closed)
                 }
-                done.signal()
                 return
             }
             let current = subscriptions
