@@ -19,9 +19,9 @@ tsan: setup
 		swift test --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 # The same suites under the address (and leak) sanitizer.
-# scripts/lsan.supp names the third-party leaks it tolerates; child processes inherit it.
+# scripts/lsan.supp and asan.supp name the third-party faults it tolerates; child processes inherit them.
 asan: setup
-	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp ASAN_OPTIONS=suppressions=$(CURDIR)/scripts/asan.supp \
 		swift test --disable-xctest --sanitize=address --scratch-path .build-asan
 
 # The libFuzzer targets (Fuzz/), built with the fuzzer and address sanitizers, each run for
