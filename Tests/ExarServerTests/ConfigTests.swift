@@ -40,6 +40,7 @@ import Testing
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let config = try ExarConfig.load(path: root.appendingPathComponent("config/exar-db.toml").path)
         #expect(config.database.collections["my-collection"]?.compression == .lz4)
+        #expect(config.server.maxConnections == 10_000 && config.server.maxLoginFailures == 5)
         #expect(config.database.collections["my-collection"]?.segmentSize == 64 << 20)
         let log = try Log4rsConfig.parse(String(contentsOf: root.appendingPathComponent("config/log4rs.toml"), encoding: .utf8))
         #expect(log.level == .info)
@@ -81,6 +82,8 @@ import Testing
         ("[server]\nport = 70000", "server.port"),
         ("[server]\nusername = \"u\"", "server.password"),
         ("[server]\nhots = \"x\"", "server.hots"),
+        ("[server]\nmax_connections = 0", "server.max_connections"),
+        ("[server]\nmax_login_failures = 0", "server.max_login_failures"),
     ])
     func badConfigsNameTheKey(text: String, key: String) throws {
         do {
