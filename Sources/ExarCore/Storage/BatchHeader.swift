@@ -94,6 +94,9 @@ extension BatchProbe {
         if !header.isCompressed && header.rawLength != header.storedLength {
             return .invalid("batch at \(position) has raw length \(header.rawLength) != stored \(header.storedLength)")
         }
+        if header.baseId == 0 || header.baseId > Format.maximumId - UInt64(header.count) {
+            return .invalid("batch at \(position) has impossible ids \(header.baseId) + \(header.count)")
+        }
         if let expectedBaseId, header.baseId != expectedBaseId {
             return .invalid("batch at \(position) starts at id \(header.baseId), expected \(expectedBaseId)")
         }

@@ -1,5 +1,9 @@
 /// Byte layouts of the files of a collection. `docs/FORMAT.md` has the same tables; change both.
 enum Format {
+    /// The largest event id a batch may hold (2^62): larger ones in a file are damage, and
+    /// arithmetic on ids never overflows.
+    static let maximumId: UInt64 = 1 << 62
+
     /// Segment file (`<base id>.log`) header, 64 bytes; batches follow from byte 64.
     ///
     /// | offset | size | field |

@@ -219,11 +219,13 @@ extension Segment {
     /// Stops at the first batch it cannot read.
     func reindex(upTo end: Int) -> Int {
         var position = Format.Segment.headerSize
+        var expectedId = baseId
         let scratch = DecompressionBuffer()
         while position < end {
             guard case .batch(let header) = BatchProbe.probe(
-                UnsafeRawPointer(log.base), position: position, limit: end, expectedBaseId: nil, verifyChecksum: false)
+                UnsafeRawPointer(log.base), position: position, limit: end, expectedBaseId: expectedId, verifyChecksum: false)
             else { break }
+            expectedId = header.endId
             guard let payload = scratch.payload(of: UnsafeRawPointer(log.base + position), header) else { break }
             reindexBatch(at: position, header: header, payload: payload)
             position += header.totalSize
