@@ -218,6 +218,22 @@ final class CollectionLog: @unchecked Sendable {
         }
         let count = appender.count
         var encoded = appender.finish(keep: true)
+        // A burst that may not fit the active segment goes to the writer thread: rolling creates
+        // and preallocates a file and syncs, which must not block the caller's event loop. It may
+        // queue behind bursts other threads queued meanwhile; this caller had nothing pending, so
+        // its own bursts keep their order.
+        let batchHeaders = (encoded.count / 4096 + 1) * Format.Batch.headerSize
+        if count > 0 && (mustRoll || encoded.count + batchHeaders + 4096 > active.freePayloadBytes) {
+            condition.lock()
+            pendingRecords.append(contentsOf: encoded)
+            let wasEmpty = pendingBursts.isEmpty
+            pendingBursts.append(PendingBurst(count: count, completion: completion))
+            if wasEmpty { condition.signal() }
+            condition.unlock()
+            encoded.removeAll(keepingCapacity: true)
+            inlineRecords = encoded
+            return
+        }
         if count > 0 {
             let wasSynced = unsyncedSince.load(ordering: .relaxed) == 0
             write(encoded, [PendingBurst(count: count, completion: completion)])
