@@ -5,8 +5,7 @@ import Testing
 @Suite(.serialized) struct BenchToolTests {
     private func bench(_ arguments: [String]) throws -> [String: Any] {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("exar-bench")
+        process.executableURL = productsFolder.appendingPathComponent("exar-bench")
         process.arguments = arguments + ["--json"]
         let output = Pipe()
         process.standardOutput = output

@@ -6,23 +6,6 @@ import Testing
 import Glibc
 #endif
 
-/// Runs the real `exar-inspect` binary; returns its exit status, standard error and output.
-@discardableResult
-func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, output: String) {
-    let process = Process()
-    process.executableURL = productsFolder.appendingPathComponent("exar-inspect")
-    process.arguments = arguments
-    let error = Pipe()
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    try process.run()
-    let printed = output.fileHandleForReading.readDataToEndOfFile()
-    let text = error.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: text, as: UTF8.self), String(decoding: printed, as: UTF8.self))
-}
-
 /// Damage done to a stopped server's files, as crashes, bad disks and people do it.
 enum Damage: String, CaseIterable, CustomTestStringConvertible {
     case randomBytesAfterTheLastBatch

@@ -25,6 +25,23 @@ func freeLoopbackPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Runs the real `exar-inspect` binary; returns its exit status, standard error and output.
+@discardableResult
+func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, output: String) {
+    let process = Process()
+    process.executableURL = productsFolder.appendingPathComponent("exar-inspect")
+    process.arguments = arguments
+    let error = Pipe()
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
+    let text = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: text, as: UTF8.self), String(decoding: printed, as: UTF8.self))
+}
+
 /// The real `exar-db` executable run on a folder of its own: `exar-db.toml`, `log4rs.toml`
 /// (logging to `exar-db.log`) and `data/`. The folder outlives restarts; `removeFiles()` deletes it.
 final class ExarProcess {

@@ -5,22 +5,6 @@ import Testing
 
 /// Runs the real `exar-inspect` binary (built beside the test binary) on real segments.
 @Suite struct InspectToolTests {
-    private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("exar-inspect")
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
-    }
-
     /// A collection of 600 events over several small segments; the database stays open (as a server's would).
     private func makeCollection() async throws -> (String, Database) {
         let folder = NSTemporaryDirectory() + "exar-inspect-" + UUID().uuidString
@@ -38,7 +22,7 @@ import Testing
     @Test func listDumpIndexAndTagsOfALiveCollection() async throws {
         let (path, database) = try await makeCollection()
         defer { database.close(); try? FileManager.default.removeItem(atPath: path) }
-        let list = try run([path])
+        let list = try runInspect([path])
         #expect(list.status == 0)
         let rows = list.output.split(separator: "\n").dropFirst()
         #expect(rows.count > 3)
@@ -46,18 +30,18 @@ import Testing
         #expect(counts.reduce(0, +) == 600)
         #expect(rows.last!.split(separator: "\t")[1] == "active")
 
-        let dump = try run(["dump", path, "--from", "299", "--to", "303", "--tag", "three"])
+        let dump = try runInspect(["dump", path, "--from", "299", "--to", "303", "--tag", "three"])
         #expect(dump.output == "Event\t300\t300\tthree all\tevent 300\nEvent\t303\t303\tthree all\tevent 303\n")
-        let json = try run(["dump", path, "--from", "7", "--to", "7", "--json"])
+        let json = try runInspect(["dump", path, "--from", "7", "--to", "7", "--json"])
         let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
         #expect(object?["id"] as? Int == 7)
         #expect(object?["data"] as? String == "event 7")
 
-        let index = try run(["index", path])
+        let index = try runInspect(["index", path])
         #expect(index.status == 0 && index.output.contains("entry\tid\tposition\n0\t1\t64\n"))
-        let tags = try run(["tags", path])
+        let tags = try runInspect(["tags", path])
         #expect(tags.status == 0 && tags.output.split(separator: "\n").count == rows.count + 1)
-        let verify = try run(["verify", path])
+        let verify = try runInspect(["verify", path])
         #expect(verify.status == 0, "\(verify.error)")
         #expect(verify.output.contains("600 events"))
     }
@@ -71,7 +55,7 @@ import Testing
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: victim)))
         bytes[200] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: victim))
-        let bad = try run(["verify", path])
+        let bad = try runInspect(["verify", path])
         #expect(bad.status == 1)
         #expect(bad.error.contains("corrupt: \(victim) at byte "), "\(bad.error)")
         // verify never changes anything: the damage is still there.
@@ -79,12 +63,12 @@ import Testing
 
         bytes[200] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: victim))
-        #expect(try run(["verify", path]).status == 0)
+        #expect(try runInspect(["verify", path]).status == 0)
         let tagsFile = String(segments[2].dropLast(4)) + ".tags"
         var tagBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: tagsFile)))
         for offset in 64..<(64 + 8192) { tagBytes[offset] = 0 }
         try Data(tagBytes).write(to: URL(fileURLWithPath: tagsFile))
-        let stale = try run(["verify", path])
+        let stale = try runInspect(["verify", path])
         #expect(stale.status == 1)
         #expect(stale.error.contains("missing from the tag bitmaps"), "\(stale.error)")
     }
