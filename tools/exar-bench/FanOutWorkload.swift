@@ -42,8 +42,8 @@ struct FanOutWorkload: AsyncParsableCommand {
                 subscribedFutures.append(subscribed.futureResult)
                 doneFutures.append(done.futureResult)
                 try await connectDriver(host: host, port: port, group: group) {
-                    LiveSubscriberDriver(connectLine: connect, subscribeLine: subscribeLine, subscribed: subscribed, done: done,
-                                         progress: meter)
+                    SubscriptionDriver<DeliveryLatency>(connectLine: connect, subscribeLine: subscribeLine, subscribed: subscribed,
+                                                       done: done, progress: meter)
                 }
             }
             for future in subscribedFutures { try await future.get() }

@@ -57,7 +57,7 @@ struct MixedWorkload: AsyncParsableCommand {
                 let done = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
                 liveFutures.append(done.futureResult)
                 try await connectDriver(host: host, port: port, group: group) {
-                    CatchUpDriver(connectLine: connect, subscribeLine: subscribeLive, done: done)
+                    SubscriptionDriver<EventCount>(connectLine: connect, subscribeLine: subscribeLive, done: done)
                 }
             }
             let finished = DoneFlag()
@@ -72,7 +72,7 @@ struct MixedWorkload: AsyncParsableCommand {
                     while !finished.isSet {
                         let done = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
                         try await connectDriver(host: host, port: port, group: group) {
-                            CatchUpDriver(connectLine: connect, subscribeLine: subscribeAll, done: done)
+                            SubscriptionDriver<EventCount>(connectLine: connect, subscribeLine: subscribeAll, done: done)
                         }
                         let pass = try await done.futureResult.get()
                         total.events += pass.events

@@ -77,7 +77,7 @@ struct CatchUpWorkload: AsyncParsableCommand {
             let connect = target.connectLine(collection)
             let subscribeLine = subscribe
             try await connectDriver(host: host, port: port, group: group) {
-                CatchUpDriver(connectLine: connect, subscribeLine: subscribeLine, done: promise, progress: reading)
+                SubscriptionDriver<EventCount>(connectLine: connect, subscribeLine: subscribeLine, done: promise, progress: reading)
             }
             return try await promise.futureResult.get()
         }
