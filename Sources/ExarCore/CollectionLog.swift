@@ -177,28 +177,48 @@ final class CollectionLog: @unchecked Sendable {
             condition.unlock()
             throw .io(.notConnected, "collection \(name) is closed")
         }
-        var records: [UInt8] = []
-        swap(&records, &pendingRecords)
-        // Moved, not copied: a second reference would make every append copy the whole buffer.
-        var appender = PublishAppender(records: consume records, now: now, maximumEventBytes: configuration.maximumEventBytes)
+        let count: Int
         do {
-            try fill(&appender)
+            count = try encode(fill, into: &pendingRecords, now: now)
         } catch {
-            pendingRecords = appender.finish(keep: false)
             condition.unlock()
             throw error
         }
-        let count = appender.count
-        pendingRecords = appender.finish(keep: true)
         if count > 0 {
-            let wasEmpty = pendingBursts.isEmpty
-            pendingBursts.append(PendingBurst(count: count, completion: completion))
-            if wasEmpty { condition.signal() }
+            enqueueLocked(count: count, completion: completion)
         }
         condition.unlock()
         if count == 0 {
             completion(PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil))
         }
+    }
+
+    /// Queues a burst whose records are already in `pendingRecords` (`condition` held) and wakes
+    /// the writer if it was idle.
+    private func enqueueLocked(count: Int, completion: @escaping @Sendable (PublishResult) -> Void) {
+        let wasEmpty = pendingBursts.isEmpty
+        pendingBursts.append(PendingBurst(count: count, completion: completion))
+        if wasEmpty { condition.signal() }
+    }
+
+    /// Lets `fill` append its events to `buffer` in their record form; returns how many. When
+    /// `fill` throws, `buffer` is as it was.
+    private func encode(
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void, into buffer: inout [UInt8], now: UInt64
+    ) throws(ExarError) -> Int {
+        var records: [UInt8] = []
+        swap(&records, &buffer)
+        // Moved, not copied: a second reference would make every append copy the whole buffer.
+        var appender = PublishAppender(records: consume records, now: now, maximumEventBytes: configuration.maximumEventBytes)
+        do {
+            try fill(&appender)
+        } catch {
+            buffer = appender.finish(keep: false)
+            throw error
+        }
+        let count = appender.count
+        buffer = appender.finish(keep: true)
+        return count
     }
 
     /// Encodes and writes one burst on the caller's thread: `writeLock` is held and nothing is
@@ -207,17 +227,9 @@ final class CollectionLog: @unchecked Sendable {
         _ fill: (inout PublishAppender) throws(ExarError) -> Void,
         completion: @escaping @Sendable (PublishResult) -> Void, now: UInt64
     ) throws(ExarError) {
-        var records: [UInt8] = []
-        swap(&records, &inlineRecords)
-        var appender = PublishAppender(records: consume records, now: now, maximumEventBytes: configuration.maximumEventBytes)
-        do {
-            try fill(&appender)
-        } catch {
-            inlineRecords = appender.finish(keep: false)
-            throw error
-        }
-        let count = appender.count
-        var encoded = appender.finish(keep: true)
+        let count = try encode(fill, into: &inlineRecords, now: now)
+        var encoded: [UInt8] = []
+        swap(&encoded, &inlineRecords)
         // A burst that may not fit the active segment goes to the writer thread: rolling creates
         // and preallocates a file and syncs, which must not block the caller's event loop. It may
         // queue behind bursts other threads queued meanwhile; this caller had nothing pending, so
@@ -226,9 +238,7 @@ final class CollectionLog: @unchecked Sendable {
         if count > 0 && (mustRoll || encoded.count + batchHeaders + 4096 > active.freePayloadBytes) {
             condition.lock()
             pendingRecords.append(contentsOf: encoded)
-            let wasEmpty = pendingBursts.isEmpty
-            pendingBursts.append(PendingBurst(count: count, completion: completion))
-            if wasEmpty { condition.signal() }
+            enqueueLocked(count: count, completion: completion)
             condition.unlock()
             encoded.removeAll(keepingCapacity: true)
             inlineRecords = encoded
