@@ -23,8 +23,15 @@ for target in protocol segment; do
         -artifact_prefix="$findings/$target-" -print_final_stats=1 "$work" 2>"$findings/$target.log"; then
         status=1
         echo "!! $target: finding (log: $findings/$target.log):"
-        grep -E "ERROR|Fatal error|SUMMARY" "$findings/$target.log" | head -5 || true
-        ls "$findings"/"$target"-* 2>/dev/null | sed "s|^|   replay: $bin/exar-fuzz-$target |"
+        # The report from its first line (the trap's message and stack), then each finding as
+        # base64 so a CI log alone is enough to reproduce it.
+        sed -n '/ERROR\|Fatal error/,/SUMMARY/p' "$findings/$target.log" | head -60 || true
+        for artifact in "$findings"/"$target"-*; do
+            [ -f "$artifact" ] || continue
+            echo "   replay: $bin/exar-fuzz-$target $artifact"
+            echo "   input (base64, $(stat -c %s "$artifact") bytes):"
+            base64 -w 100 "$artifact" | head -60 | sed "s|^|     |"
+        done
     fi
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$findings/$target.log" | sed "s|^|   $target |" || true
     rm -rf "$work"

@@ -143,6 +143,36 @@ final class LogLines: Sendable {
         reopened.close()
     }
 
+    /// A sealed segment whose header claims another event count than its batches hold (a count
+    /// past every id, found by the segment fuzzer, once trapped on open) is scanned, not trusted.
+    @Test func aSealedHeaderWithAWrongEventCountIsNotTrusted() async throws {
+        for claimed: UInt64 in [UInt64.max, 0, 7_000] {
+            let folder = TemporaryFolder()
+            do {
+                let database = try makeDatabase(folder, segmentSize: 8192, indexInterval: 256)
+                _ = try await database.collection("c").publishNumbered(1, count: 300, burst: 4)
+                database.close()
+            }
+            let segments = folder.files(in: "c", suffix: ".log")
+            #expect(segments.count > 3)
+            var bytes = try read(segments[1])
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: claimed.littleEndian, toByteOffset: 40, as: UInt64.self) }
+            try write(bytes, to: segments[1])
+
+            let database = try makeDatabase(folder, segmentSize: 8192, indexInterval: 256)
+            let collection = try database.collection("c")
+            #expect(collection.recoveryNotes.map(\.kind) == [.rebuiltIndex])
+            #expect(collection.lastId == 300)
+            #expect(try collection.read(.all).map(\.id) == Array(1...300))
+            #expect(try await collection.publish(Event(tags: ["t"], data: "next")) == 301)
+            database.close()
+            // The header was rewritten with the true count: the next start trusts it again.
+            let again = try makeDatabase(folder, segmentSize: 8192, indexInterval: 256)
+            #expect(try again.collection("c").recoveryNotes.isEmpty)
+            again.close()
+        }
+    }
+
     @Test func anEmptyLastSegmentFileIsReplaced() async throws {
         let folder = TemporaryFolder()
         do {

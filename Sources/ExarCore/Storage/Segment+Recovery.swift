@@ -49,15 +49,20 @@ extension Segment {
         let sealedFlag = base.loadLE(at: Format.Segment.flagsOffset, as: UInt32.self) & Format.Segment.sealedFlag != 0
         let recordedEnd = Int(clamping: base.loadLE(at: Format.Segment.sealedEndOffset, as: UInt64.self))
         let recordedCount = base.loadLE(at: Format.Segment.eventCountOffset, as: UInt64.self)
-        var dataEnd: Int
-        var nextId: UInt64
-        var trusted = false
+        var dataEnd = recordedEnd
+        var nextId = baseId
+        // A sealed header is trusted (no checksum pass over the segment) only when its index and
+        // tag files agree with it and the batches after the last index entry end exactly at the
+        // recorded end and event count; anything else gets the full scan below.
+        var opened: (index: MappedFile, tags: MappedFile, count: Int)?
         if headerIntact && sealedFlag && recordedEnd >= Format.Segment.headerSize && recordedEnd <= log.size
+            && recordedCount <= Format.maximumId - baseId
             && BatchProbe.probe(base, position: recordedEnd, limit: log.size, expectedBaseId: nil, verifyChecksum: false) == .end {
-            dataEnd = recordedEnd
             nextId = baseId + recordedCount
-            trusted = true
-        } else {
+            opened = openSealedIndex(log: log, baseId: baseId, dataEnd: dataEnd, nextId: nextId, paths: paths)
+        }
+        let trusted = opened != nil
+        if !trusted {
             let scan = scanValidPrefix(log, baseId: baseId)
             dataEnd = scan.end
             nextId = scan.nextId
@@ -73,9 +78,12 @@ extension Segment {
             }
         }
 
-        let (index, tags, count, rebuilt) = try openOrRebuildIndex(
-            log: log, baseId: baseId, dataEnd: dataEnd, interval: indexInterval, trusted: trusted, paths: paths,
-            notes: &notes)
+        let (index, tags, count, rebuilt) = if let opened {
+            (opened.index, opened.tags, opened.count, false)
+        } else {
+            try rebuildIndex(log: log, baseId: baseId, dataEnd: dataEnd, interval: indexInterval, sealed: sealedFlag,
+                             paths: paths, notes: &notes)
+        }
         let segment = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: indexInterval,
                               dataEnd: dataEnd, nextId: nextId, indexCount: count, sealed: !isLast)
         if trusted {
@@ -154,25 +162,45 @@ extension Segment {
         return count
     }
 
-    /// Opens the index and tag files when they match the segment, else rebuilds both.
-    private static func openOrRebuildIndex(
-        log: MappedFile, baseId: UInt64, dataEnd: Int, interval: Int, trusted: Bool,
-        paths: (log: String, index: String, tags: String), notes: inout [RecoveryNote]
-    ) throws(ExarError) -> (MappedFile, MappedFile, Int, Bool) {
-        if trusted,
-            let index = try? MappedFile.open(path: paths.index),
+    /// The index and tag files of a sealed segment and their entry count, when they agree with it
+    /// and the batches after the last index entry end at `dataEnd` with id `nextId`; else `nil`.
+    private static func openSealedIndex(
+        log: MappedFile, baseId: UInt64, dataEnd: Int, nextId: UInt64, paths: (log: String, index: String, tags: String)
+    ) -> (index: MappedFile, tags: MappedFile, count: Int)? {
+        guard let index = try? MappedFile.open(path: paths.index),
             let tags = try? MappedFile.open(path: paths.tags),
             let count = sealedIndexCount(index: index, tags: tags, baseId: baseId, dataEnd: dataEnd, log: log)
-        {
-            return (index, tags, count, false)
+        else { return nil }
+        var position = Format.Segment.headerSize
+        var id = baseId
+        if count > 0 {
+            let last = UnsafeRawPointer(index.base) + Format.Index.headerSize + (count - 1) * Format.Index.entrySize
+            id = baseId + UInt64(last.loadLE(at: 0, as: UInt32.self))
+            position = Int(last.loadLE(at: 4, as: UInt32.self))
         }
+        while position < dataEnd {
+            guard case .batch(let header) = BatchProbe.probe(
+                UnsafeRawPointer(log.base), position: position, limit: dataEnd, expectedBaseId: id, verifyChecksum: false)
+            else { return nil }
+            position += header.totalSize
+            id = header.endId
+        }
+        guard position == dataEnd, id == nextId else { return nil }
+        return (index, tags, count)
+    }
+
+    /// Creates the index and tag files of a segment afresh from its batches below `dataEnd`.
+    private static func rebuildIndex(
+        log: MappedFile, baseId: UInt64, dataEnd: Int, interval: Int, sealed: Bool,
+        paths: (log: String, index: String, tags: String), notes: inout [RecoveryNote]
+    ) throws(ExarError) -> (MappedFile, MappedFile, Int, Bool) {
         let capacity = indexCapacity(segmentSize: log.size, interval: interval)
         let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: interval)
         let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
         let rebuilt = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: interval,
                               dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, sealed: false)
         let count = rebuilt.reindex(upTo: dataEnd)
-        if dataEnd > Format.Segment.headerSize || trusted {
+        if dataEnd > Format.Segment.headerSize || sealed {
             notes.append(RecoveryNote(kind: .rebuiltIndex, path: paths.index,
                                       detail: "index and tag bitmaps rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
         }
