@@ -83,7 +83,7 @@ final class CollectionLog: @unchecked Sendable {
         var baseIds: [UInt64] = []
         for name in try FileSystem.contents(of: directory) where name.hasSuffix(".log") {
             let stem = name.dropLast(4)
-            if stem.count == 20, stem.allSatisfy(\.isASCII), let id = UInt64(stem), id > 0 {
+            if stem.count == 20, stem.allSatisfy(\.isASCII), let id = UInt64(stem), id > 0, id <= Format.maximumId {
                 baseIds.append(id)
             }
         }
@@ -165,8 +165,17 @@ final class CollectionLog: @unchecked Sendable {
             }
             if pendingBursts.isEmpty {
                 condition.unlock()
-                defer { writeLock.unlock() }
-                try writeInPlace(fill, completion: completion, now: now)
+                let result: PublishResult?
+                do {
+                    result = try writeInPlace(fill, completion: completion, now: now)
+                } catch {
+                    writeLock.unlock()
+                    throw error
+                }
+                // Answered after the lock is let go: other threads write meanwhile instead of
+                // finding it taken while this caller sends its answers.
+                writeLock.unlock()
+                if let result { completion(result) }
                 return
             }
             condition.unlock()
@@ -222,11 +231,13 @@ final class CollectionLog: @unchecked Sendable {
     }
 
     /// Encodes and writes one burst on the caller's thread: `writeLock` is held and nothing is
-    /// pending, so its events come right after every burst accepted before it.
+    /// pending, so its events come right after every burst accepted before it. Returns the
+    /// burst's result for the caller to deliver once the lock is let go, or `nil` when the burst
+    /// was queued for the writer thread instead (which then calls `completion`).
     private func writeInPlace(
         _ fill: (inout PublishAppender) throws(ExarError) -> Void,
         completion: @escaping @Sendable (PublishResult) -> Void, now: UInt64
-    ) throws(ExarError) {
+    ) throws(ExarError) -> PublishResult? {
         let count = try encode(fill, into: &inlineRecords, now: now)
         var encoded: [UInt8] = []
         swap(&encoded, &inlineRecords)
@@ -242,11 +253,12 @@ final class CollectionLog: @unchecked Sendable {
             condition.unlock()
             encoded.removeAll(keepingCapacity: true)
             inlineRecords = encoded
-            return
+            return nil
         }
+        let result: PublishResult
         if count > 0 {
             let wasSynced = unsyncedSince.load(ordering: .relaxed) == 0
-            write(encoded, [PendingBurst(count: count, completion: completion)])
+            result = write(encoded).result(ofBurstAt: 0, count: count)
             // The interval's fsync stays on the writer thread, never on the caller's.
             if wasSynced && unsyncedSince.load(ordering: .relaxed) != 0 {
                 // The writer thread sleeps without a deadline: give it the interval sync's.
@@ -254,12 +266,12 @@ final class CollectionLog: @unchecked Sendable {
                 condition.signal()
                 condition.unlock()
             }
+        } else {
+            result = PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil)
         }
         encoded.removeAll(keepingCapacity: true)
         inlineRecords = encoded
-        if count == 0 {
-            completion(PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil))
-        }
+        return result
     }
 
     /// Stops taking publishes, writes what is pending, seals the active segment and stops the writer.
@@ -315,14 +327,19 @@ final class CollectionLog: @unchecked Sendable {
             swap(&bursts, &pendingBursts)
             condition.unlock()
 
-            if !bursts.isEmpty {
-                write(records, bursts)
+            let outcome = bursts.isEmpty ? nil : write(records)
+            syncIfDue()
+            if !stop { writeLock.unlock() }  // else kept: nobody writes after the seal
+            if let outcome {
+                var before = 0
+                for burst in bursts {
+                    burst.completion(outcome.result(ofBurstAt: before, count: burst.count))
+                    before += burst.count
+                }
                 records.removeAll(keepingCapacity: true)
                 bursts.removeAll(keepingCapacity: true)
             }
-            syncIfDue()
-            if stop { break }  // still holding writeLock: nobody writes after the seal
-            writeLock.unlock()
+            if stop { break }
         }
         defer { writeLock.unlock() }
         active.commit()
@@ -340,8 +357,23 @@ final class CollectionLog: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Writes the records of `bursts` as batches, commits, syncs if asked, then completes each burst.
-    private func write(_ records: [UInt8], _ bursts: [PendingBurst]) {
+    /// What one `write` stored: the first id and how many events, and why it stopped short.
+    private struct WriteOutcome {
+        let firstId: UInt64
+        let written: Int
+        let failure: ExarError?
+
+        /// The result of the burst whose events start `offset` events into the write.
+        func result(ofBurstAt offset: Int, count: Int) -> PublishResult {
+            let stored = min(count, max(0, written - offset))
+            return PublishResult(firstId: firstId + UInt64(offset), storedCount: stored,
+                                 error: stored < count ? (failure ?? .io(.other, "not stored")) : nil)
+        }
+    }
+
+    /// Writes `records` as batches, commits, and syncs if asked; the callers complete the bursts
+    /// once they let `writeLock` go.
+    private func write(_ records: [UInt8]) -> WriteOutcome {
         let firstId = active.nextId
         var failure: ExarError?
         var written = 0
@@ -403,17 +435,10 @@ final class CollectionLog: @unchecked Sendable {
                 break
             }
         }
-        var before = 0
-        for burst in bursts {
-            let stored = min(burst.count, max(0, written - before))
-            let result = PublishResult(firstId: firstId + UInt64(before), storedCount: stored,
-                                       error: stored < burst.count ? (failure ?? .io(.other, "not stored")) : nil)
-            burst.completion(result)
-            before += burst.count
-        }
         if let failure {
             logHandler?(.error, "collection \(name): publishing failed after \(written) events: \(failure)")
         }
+        return WriteOutcome(firstId: firstId, written: written, failure: failure)
     }
 
     /// Seals the active segment and starts a new one after it.

@@ -61,46 +61,19 @@ func connectDriver(host: String, port: Int, group: any EventLoopGroup, handler: 
 /// Publishes `events` over `connections`, each keeping `pipeline` in flight; returns the merged latencies and seconds.
 func runPublish(host: String, port: Int, target: Target, collection: String, events: Int, size: Int,
                 connections: Int, pipeline: Int, tags: Int, progress: ProgressMeter? = nil) async throws -> (Histogram<UInt64>, Double) {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    do {
-        let result = try await publishLoad(group: group, host: host, port: port, target: target, collection: collection,
-                                           events: events, size: size, connections: connections, pipeline: pipeline, tags: tags,
-                                           progress: progress)
-        try? await group.shutdownGracefully()
-        return result
-    } catch {
-        try? await group.shutdownGracefully()
-        throw error
+    let connect = Array(target.connectLine(collection).readableBytesView)
+    let plans = splitEvenly(events, over: connections).enumerated().map { number, count in
+        var line = ByteBuffer()
+        line.writePublish(tags: ["tag\(number % max(1, tags))"], timestamp: 0, data: String(repeating: "x", count: size))
+        return ConnectionPlan(handshake: connect, request: Array(line.readableBytesView), count: count)
     }
+    return try await runPipelinedLoad(host: host, port: port, format: .exar, plans: plans, pipeline: pipeline,
+                                      progress: progress)
 }
 
-private func publishLoad(group: MultiThreadedEventLoopGroup, host: String, port: Int, target: Target, collection: String,
-                         events: Int, size: Int, connections: Int, pipeline: Int, tags: Int, progress: ProgressMeter?)
-    async throws -> (Histogram<UInt64>, Double)
-{
-    let perConnection = (events + connections - 1) / connections
-    var promises: [EventLoopFuture<Histogram<UInt64>>] = []
-    let started = monotonicNanoseconds()
-    for number in 0..<connections {
-        let count = min(perConnection, events - number * perConnection)
-        guard count > 0 else { break }
-        var line = ByteBuffer()
-        let tag = "tag\(number % max(1, tags))"
-        line.writePublish(tags: [tag], timestamp: 0, data: String(repeating: "x", count: size))
-        let promise = group.next().makePromise(of: Histogram<UInt64>.self)
-        promises.append(promise.futureResult)
-        let connect = target.connectLine(collection)
-        let publishLine = line
-        try await connectDriver(host: host, port: port, group: group) {
-            PublishDriver(connectLine: connect, publishLine: publishLine, total: count, pipeline: pipeline, done: promise,
-                          progress: progress)
-        }
-    }
-    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-    for future in promises {
-        merged.add(try await future.get())
-    }
-    return (merged, Double(monotonicNanoseconds() - started) / 1e9)
+/// `total` split over `parts` as evenly as possible.
+func splitEvenly(_ total: Int, over parts: Int) -> [Int] {
+    (0..<parts).map { total / parts + ($0 < total % parts ? 1 : 0) }
 }
 
 /// One run's figures, as printed in the table and in the JSON.

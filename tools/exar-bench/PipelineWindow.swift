@@ -1,5 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Histogram
-import NIOCore
 
 /// The bookkeeping of one pipelined connection: requests in flight (answered in order), how many
 /// to send next, and the latency of each, from its send to its answer.
@@ -19,31 +21,41 @@ struct PipelineWindow {
         sendTimes = Array(repeating: 0, count: self.depth)
     }
 
+    var isComplete: Bool { answered == total }
+
     /// Opens the window: the first `depth` requests are due.
     mutating func start() {
         owed = min(depth, total)
     }
 
-    /// The answer to the oldest request in flight came at `now`; returns whether all are answered.
-    mutating func answer(at now: UInt64) -> Bool {
+    /// The answer to the oldest request in flight came at `now`.
+    mutating func answer(at now: UInt64) {
         histogram.record(now - sendTimes[head % depth])
         head += 1
         answered += 1
         if sent + owed < total { owed += 1 }
-        return answered == total
     }
 
-    /// The due requests, `request` each, stamped with the send time; `nil` when none is due.
-    mutating func due(_ request: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        guard owed > 0 else { return nil }
-        var out = allocator.buffer(capacity: owed * request.readableBytes)
-        let now = monotonicNanoseconds()
-        for _ in 0..<owed {
+    /// How many requests are due now; they count as sent at `now`.
+    mutating func takeDue(at now: UInt64) -> Int {
+        let count = owed
+        for _ in 0..<count {
             sendTimes[sent % depth] = now
-            out.writeImmutableBuffer(request)
             sent += 1
         }
         owed = 0
-        return out
+        return count
     }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}
+
+/// A benchmark failure, said plainly.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

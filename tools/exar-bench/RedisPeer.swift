@@ -49,57 +49,6 @@ func respCommand(_ parts: [String]) -> ByteBuffer {
     return buffer
 }
 
-/// The XADD workload: the same connections, pipeline depth and payload as `publish`.
-final class RedisXAddDriver: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let command: ByteBuffer
-    private let done: EventLoopPromise<Histogram<UInt64>>
-    private var window: PipelineWindow
-    private let progress: ProgressMeter?
-
-    init(command: ByteBuffer, total: Int, pipeline: Int, done: EventLoopPromise<Histogram<UInt64>>,
-         progress: ProgressMeter? = nil) {
-        self.command = command
-        self.done = done
-        self.progress = progress
-        window = PipelineWindow(total: total, depth: pipeline)
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        window.start()
-        channelReadComplete(context: context)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        // A reply is "$<length>" then the id; count the id lines (and fail on errors).
-        guard let first = line.readableBytesView.first else { return }
-        if first == UInt8(ascii: "-") {
-            done.fail(BenchError("redis answered \(String(buffer: line))"))
-            context.close(promise: nil)
-            return
-        }
-        if first == UInt8(ascii: "$") { return }
-        progress?.advance()
-        if window.answer(at: monotonicNanoseconds()) {
-            done.succeed(window.histogram)
-            context.close(promise: nil)
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if let out = window.due(command, allocator: context.channel.allocator) {
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        done.fail(BenchError("redis connection closed after \(window.answered) answers"))
-    }
-}
-
 /// Reads a stream back with `XRANGE` pages of 10,000 entries, as fast as the replies come.
 final class RedisXRangeDriver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -170,28 +119,14 @@ func connectRedisDriver(port: Int, group: any EventLoopGroup, handler: @escaping
     try await connectDriver(host: "127.0.0.1", port: port, group: group, handler: handler)
 }
 
-/// XADD with C connections x P in flight; returns latencies and seconds.
+/// XADD with C connections x P in flight, through the same driver as `publish`; returns latencies and seconds.
 func runRedisXAdd(port: Int, key: String, events: Int, size: Int, connections: Int, pipeline: Int,
                   progress: ProgressMeter? = nil) async throws -> (Histogram<UInt64>, Double)
 {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { group.shutdownGracefully { _ in } }
-    let command = respCommand(["XADD", key, "*", "data", String(repeating: "x", count: size)])
-    let perConnection = (events + connections - 1) / connections
-    var futures: [EventLoopFuture<Histogram<UInt64>>] = []
-    let started = monotonicNanoseconds()
-    for number in 0..<connections {
-        let count = min(perConnection, events - number * perConnection)
-        guard count > 0 else { break }
-        let promise = group.next().makePromise(of: Histogram<UInt64>.self)
-        futures.append(promise.futureResult)
-        try await connectRedisDriver(port: port, group: group) {
-            RedisXAddDriver(command: command, total: count, pipeline: pipeline, done: promise, progress: progress)
-        }
-    }
-    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-    for future in futures { merged.add(try await future.get()) }
-    return (merged, Double(monotonicNanoseconds() - started) / 1e9)
+    let command = Array(respCommand(["XADD", key, "*", "data", String(repeating: "x", count: size)]).readableBytesView)
+    let plans = splitEvenly(events, over: connections).map { ConnectionPlan(request: command, count: $0) }
+    return try await runPipelinedLoad(host: "127.0.0.1", port: port, format: .redis, plans: plans, pipeline: pipeline,
+                                      progress: progress)
 }
 
 func runRedisXRange(port: Int, key: String) async throws -> (events: Int, bytes: Int, nanoseconds: UInt64) {
