@@ -28,8 +28,10 @@ let package = Package(
         ),
         // Value types shared by the engine, the protocol and the client (no storage, no network).
         .target(name: "ExarModel"),
+        // CRC-32C with the CPU's instruction (SSE 4.2 / ARMv8 CRC), when there is one.
+        .target(name: "CExarCRC"),
         // The storage engine: segments, batches, index, tag bitmaps, compression, scanners.
-        .target(name: "ExarCore", dependencies: ["ExarModel", "CLZ4"]),
+        .target(name: "ExarCore", dependencies: ["ExarModel", "CLZ4", "CExarCRC"]),
         // The wire protocol: messages, encoding and decoding, line framing.
         .target(name: "ExarNet", dependencies: ["ExarModel", .product(name: "NIOCore", package: "swift-nio")]),
         // The TCP server: connection state machine, auth, publishing and streaming.
