@@ -35,7 +35,7 @@ public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
     }
 
     /// Takes the next complete line off `buffer`, or returns `nil` when it holds none yet.
-    public mutating func nextLine(_ buffer: inout ByteBuffer) throws -> ByteBuffer? {
+    public mutating func nextLine(_ buffer: inout ByteBuffer) throws(LineTooLongError) -> ByteBuffer? {
         let readable = buffer.readableBytes
         let alreadySearched = searched
         let newline: Int? = buffer.withUnsafeReadableBytes { bytes -> Int? in

@@ -5,9 +5,12 @@ import Dispatch
 import Logging
 import NIOCore
 
-/// One client connection: parses lines in place, hands each read burst of `Publish`es to the
-/// collection's writer in one call, answers in order, flushes once per burst, and streams
-/// subscriptions with the channel's writability as demand.
+/// One client connection: frames the socket's bytes into lines and parses them in place, hands
+/// each read burst of `Publish`es to the collection's writer in one call, answers in order,
+/// flushes once per burst, and streams subscriptions with the channel's writability as demand.
+///
+/// The framing is done here rather than by a `ByteToMessageHandler` in front: one pass over each
+/// read, with no pipeline hop per line.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -28,6 +31,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private let database: Database
     private let logger: Logger
+    private var decoder: LineFrameDecoder
+    /// Bytes of an unfinished line, kept from earlier reads.
+    private var unframed: ByteBuffer?
     private let batcher: PublishBatcher
     private var machine: ConnectionStateMachine
     private var collection: ExarCore.Collection?
@@ -56,9 +62,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Bursts in flight at once per connection before the server stops reading from it.
     static let maximumBurstsInFlight = 8
 
-    init(database: Database, credentials: Credentials?, maxLoginFailures: Int, logger: Logger,
+    init(database: Database, credentials: Credentials?, maxLineBytes: Int, maxLoginFailures: Int, logger: Logger,
          batcher: PublishBatcher) {
         self.database = database
+        self.decoder = LineFrameDecoder(maximumLineBytes: maxLineBytes)
         self.logger = logger
         self.batcher = batcher
         self.machine = ConnectionStateMachine(credentials: credentials, maxLoginFailures: maxLoginFailures)
@@ -86,11 +93,32 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        if blocked || waitingHead < waiting.count {
-            waiting.append(line)
-        } else {
-            handle(line, context: context)
+        var buffer = unwrapInboundIn(data)
+        // After a line that cannot be framed, the rest is dropped while the owed answers go out.
+        guard framingError == nil && !closingAfterAnswers else { return }
+        if var kept = unframed {
+            unframed = nil
+            kept.writeBuffer(&buffer)
+            buffer = kept
+        }
+        while true {
+            let line: ByteBuffer?
+            do {
+                line = try decoder.nextLine(&buffer)
+            } catch {
+                lineTooLong(error, context: context)
+                return
+            }
+            guard let line else { break }
+            if blocked || waitingHead < waiting.count {
+                waiting.append(line)
+            } else {
+                handle(line, context: context)
+            }
+            if closingAfterAnswers { return }
+        }
+        if buffer.readableBytes > 0 {
+            unframed = buffer
         }
     }
 
@@ -100,25 +128,25 @@ final class ConnectionHandler: ChannelDuplexHandler {
         flushIfNeeded(context)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let tooLong = error as? LineTooLongError {
-            if machine.isStreaming {
-                var out = context.channel.allocator.buffer(capacity: 96)
-                out.writeError(tooLong.protocolError)
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
-                return
-            }
-            // Answered in its place: after every line before it (some may still wait), then close.
-            framingError = tooLong
-            if !blocked && waitingHead == waiting.count {
-                finishWithFramingError(context)
-            }
+    /// The input cannot be framed: answered, then the connection closes.
+    private func lineTooLong(_ tooLong: LineTooLongError, context: ChannelHandlerContext) {
+        unframed = nil
+        if machine.isStreaming {
+            closingAfterAnswers = true
+            var out = context.channel.allocator.buffer(capacity: 96)
+            out.writeError(tooLong.protocolError)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        if framingError != nil || closingAfterAnswers, error is ByteToMessageDecoderError {
-            return  // bytes after the unframable line: dropped while the owed answers go out
+        // Answered in its place: after every line before it (some may still wait), then close.
+        framingError = tooLong
+        if !blocked && waitingHead == waiting.count {
+            finishWithFramingError(context)
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
         logger.debug("connection error: \(error)")
         context.close(promise: nil)
     }

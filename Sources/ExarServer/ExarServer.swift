@@ -56,9 +56,7 @@ public final class ExarServer: Service, Sendable {
                         return
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: maxLine)))
-                    try channel.pipeline.syncOperations.addHandler(
-                        ConnectionHandler(database: database, credentials: credentials,
+                        ConnectionHandler(database: database, credentials: credentials, maxLineBytes: maxLine,
                                           maxLoginFailures: maxLoginFailures, logger: logger,
                                           batcher: self.batcher(for: channel.eventLoop)))
                 }
