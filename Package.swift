@@ -1,6 +1,14 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// The engine and the server run their per-event code on class state (connection handlers, the
+// collection log); in release builds the runtime exclusivity checks of those accesses took about
+// a tenth of the server's CPU under load (docs/BENCHMARKS.md). Debug builds, which the tests and
+// sanitizer runs use, keep them.
+let hotPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "exar-db",
     platforms: [.macOS(.v15)],
@@ -31,7 +39,7 @@ let package = Package(
         // CRC-32C with the CPU's instruction (SSE 4.2 / ARMv8 CRC), when there is one.
         .target(name: "CExarCRC"),
         // The storage engine: segments, batches, index, tag bitmaps, compression, scanners.
-        .target(name: "ExarCore", dependencies: ["ExarModel", "CLZ4", "CExarCRC"]),
+        .target(name: "ExarCore", dependencies: ["ExarModel", "CLZ4", "CExarCRC"], swiftSettings: hotPathSettings),
         // The wire protocol: messages, encoding and decoding, line framing.
         .target(name: "ExarNet", dependencies: ["ExarModel", .product(name: "NIOCore", package: "swift-nio")]),
         // The TCP server: connection state machine, auth, publishing and streaming.
@@ -43,7 +51,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
         // The async/await client library.
         .target(
