@@ -28,7 +28,7 @@ public final class ExarServer: Service, Sendable {
         self.configuration = configuration
         self.database = database
         self.logger = logger
-        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        let threads = configuration.threads > 0 ? configuration.threads : ServerConfiguration.defaultThreads
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     }
 
