@@ -17,16 +17,28 @@ final class ConnectionHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     /// An answer owed to the client, in request order.
-    private enum Slot {
+    enum Slot {
         case published
         case error(ExarError)
     }
 
-    /// The answers of one read burst; done once its events are stored.
-    private final class Burst {
+    /// The answers of one read burst, and its `Publish` lines until they are stored; done once
+    /// they are. Reused once answered, with the capacity of its arrays.
+    final class Burst {
         var slots: [Slot] = []
+        /// The lines of the burst's publishes (slices of the read buffers) and their fields.
+        var lines: [ByteBuffer] = []
+        var fields: [PublishFields] = []
         var result: PublishResult?
         var done = false
+
+        func reset() {
+            slots.removeAll(keepingCapacity: true)
+            lines.removeAll(keepingCapacity: true)
+            fields.removeAll(keepingCapacity: true)
+            result = nil
+            done = false
+        }
     }
 
     private let database: Database
@@ -39,10 +51,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var collection: ExarCore.Collection?
     private var context: ChannelHandlerContext?
 
-    // The burst being gathered from the current read.
-    private var lines: [ByteBuffer] = []
-    private var fields: [PublishFields] = []
-    private var slots: [Slot] = []
+    // The burst being gathered from the current read, and answered ones kept for reuse.
+    private var current = Burst()
+    private var spareBursts: [Burst] = []
     // Bursts handed over (or finished) whose answers are not written yet, oldest first.
     private var bursts: [Burst] = []
     private var burstsHead = 0
@@ -199,14 +210,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         switch machine.receive(parsed) {
         case .publish(let publish):
             if let collection, publish.tags.count + publish.data.count > collection.configuration.maximumEventBytes {
-                slots.append(.error(.validation("event of \(publish.tags.count + publish.data.count) bytes is larger than a segment can hold")))
+                current.slots.append(.error(.validation("event of \(publish.tags.count + publish.data.count) bytes is larger than a segment can hold")))
                 return
             }
-            lines.append(line)
-            fields.append(publish)
-            slots.append(.published)
+            current.lines.append(line)
+            current.fields.append(publish)
+            current.slots.append(.published)
         case .answerError(let error):
-            slots.append(.error(error))
+            current.slots.append(.error(error))
         case .refuseLogin(let delay, let close):
             guard waitForEarlierAnswers(line) else { return }
             refuseLogin(afterMilliseconds: delay, close: close, context: context)
@@ -310,23 +321,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// Hands the gathered `Publish`es to the collection writer in one call.
     private func submitBurst() {
-        guard !slots.isEmpty else { return }
-        let burst = Burst()
-        burst.slots = slots
-        slots.removeAll(keepingCapacity: true)
+        guard !current.slots.isEmpty else { return }
+        let burst = current
+        current = spareBursts.popLast() ?? Burst()
         bursts.append(burst)
-        guard !lines.isEmpty, let collection else {
+        guard !burst.lines.isEmpty, let collection else {
             burst.done = true
             return
         }
-        let entry = PublishBatcher.Entry(lines: lines, fields: fields) { [weak self] result in
-            burst.result = result
-            burst.done = true
-            self?.burstFinished()
-        }
-        batcher.add(entry, to: collection)
-        lines.removeAll(keepingCapacity: true)
-        fields.removeAll(keepingCapacity: true)
+        batcher.add(burst, from: self, to: collection)
+    }
+
+    /// The events of `burst` are stored (or not, as `result` says): called by the batcher.
+    func burstStored(_ burst: Burst, _ result: PublishResult) {
+        burst.result = result
+        burst.done = true
+        // Let the read buffers go now, not when the answers are written.
+        burst.lines.removeAll(keepingCapacity: true)
+        burstFinished()
     }
 
     private func burstFinished() {
@@ -362,6 +374,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
             write(out, context)
             burstsHead += 1
+            if spareBursts.count < Self.maximumBurstsInFlight {
+                burst.reset()
+                spareBursts.append(burst)
+            }
         }
         if burstsHead == bursts.count {
             bursts.removeAll(keepingCapacity: true)

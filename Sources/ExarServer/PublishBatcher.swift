@@ -7,27 +7,36 @@ import NIOCore
 /// loop and hands them to each collection in a single call: written in place when the
 /// collection's writer is idle (answered without leaving the loop), else one hand-off and one
 /// completion hop per loop turn and collection, instead of one per connection.
+///
+/// Its batches, like the connections' bursts, are reused: a loop turn allocates next to nothing.
 final class PublishBatcher: @unchecked Sendable {  // used on its event loop only (checked in `add`)
-    /// One connection's burst: its lines (kept alive until copied) and where to report.
-    struct Entry {
-        let lines: [ByteBuffer]
-        let fields: [PublishFields]
-        let finish: (PublishResult) -> Void
+    /// The bursts of one loop turn for one collection.
+    final class Batch {
+        var collection: ExarCore.Collection?
+        var bursts: [(burst: ConnectionHandler.Burst, handler: ConnectionHandler)] = []
     }
 
     private let eventLoop: any EventLoop
-    private var pending: [ObjectIdentifier: (collection: ExarCore.Collection, entries: [Entry])] = [:]
+    private var pending: [Batch] = []
+    private var handing: [Batch] = []
+    private var spare: [Batch] = []
     private var scheduled = false
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-
     /// Adds a burst; it is handed over after the connections ready in this loop turn have read.
-    func add(_ entry: Entry, to collection: ExarCore.Collection) {
+    func add(_ burst: ConnectionHandler.Burst, from handler: ConnectionHandler, to collection: ExarCore.Collection) {
         eventLoop.preconditionInEventLoop()
-        pending[ObjectIdentifier(collection), default: (collection, [])].entries.append(entry)
+        if let batch = pending.first(where: { $0.collection === collection }) {
+            batch.bursts.append((burst, handler))
+        } else {
+            let batch = spare.popLast() ?? Batch()
+            batch.collection = collection
+            batch.bursts.append((burst, handler))
+            pending.append(batch)
+        }
         if !scheduled {
             scheduled = true
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -37,18 +46,18 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
 
     private func handOver() {
         scheduled = false
-        let batches = pending
-        pending.removeAll(keepingCapacity: true)
-        for (_, batch) in batches {
-            let entries = batch.entries
-            let bound = NIOLoopBound(entries, eventLoop: eventLoop)
+        swap(&pending, &handing)
+        for batch in handing {
+            guard let collection = batch.collection else { continue }
+            let bound = NIOLoopBound(batch, eventLoop: eventLoop)
             let eventLoop = self.eventLoop
+            let batcher = NIOLoopBound(self, eventLoop: eventLoop)
             do {
-                try batch.collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
-                    for entry in entries {
-                        for index in entry.lines.indices {
-                            let publish = entry.fields[index]
-                            try entry.lines[index].withUnsafeReadableBytes { (bytes) throws(ExarError) in
+                try collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
+                    for (burst, _) in batch.bursts {
+                        for index in burst.lines.indices {
+                            let publish = burst.fields[index]
+                            try burst.lines[index].withUnsafeReadableBytes { (bytes) throws(ExarError) in
                                 try appender.appendValidated(
                                     timestamp: publish.timestamp,
                                     tags: UnsafeRawBufferPointer(rebasing: bytes[publish.tags]),
@@ -59,26 +68,32 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
                 }, completion: { result in
                     // Written in place (on this loop) or by the collection's writer thread.
                     if eventLoop.inEventLoop {
-                        Self.distribute(result, to: bound.value)
+                        batcher.value.distribute(result, bound.value)
                     } else {
-                        eventLoop.execute { Self.distribute(result, to: bound.value) }
+                        eventLoop.execute { batcher.value.distribute(result, bound.value) }
                     }
                 })
             } catch {
-                Self.distribute(PublishResult(firstId: 0, storedCount: 0, error: error), to: entries)
+                distribute(PublishResult(firstId: 0, storedCount: 0, error: error), batch)
             }
         }
+        handing.removeAll(keepingCapacity: true)
     }
 
-    /// Splits the result of the combined call back into each burst's (their ids are consecutive, in order).
-    private static func distribute(_ result: PublishResult, to entries: [Entry]) {
+    /// Splits the result of the combined call back into each burst (their ids are consecutive, in
+    /// order), then keeps the batch for a later turn.
+    private func distribute(_ result: PublishResult, _ batch: Batch) {
         var offset = 0
-        for entry in entries {
-            let count = entry.lines.count
+        for (burst, handler) in batch.bursts {
+            let count = burst.lines.count
             let stored = min(count, max(0, result.storedCount - offset))
-            entry.finish(PublishResult(firstId: result.firstId + UInt64(offset), storedCount: stored,
-                                       error: stored < count ? (result.error ?? .io(.other, "not stored")) : nil))
+            handler.burstStored(burst, PublishResult(
+                firstId: result.firstId + UInt64(offset), storedCount: stored,
+                error: stored < count ? (result.error ?? .io(.other, "not stored")) : nil))
             offset += count
         }
+        batch.bursts.removeAll(keepingCapacity: true)
+        batch.collection = nil
+        spare.append(batch)
     }
 }
