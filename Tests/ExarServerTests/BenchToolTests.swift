@@ -26,6 +26,48 @@ import Testing
         #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["p99"]! && latency["p99"]! <= latency["max"]!)
     }
 
+    private func runBench(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("exar-bench")
+        process.arguments = arguments
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        let complaint = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: printed, as: UTF8.self), String(decoding: complaint, as: UTF8.self))
+    }
+
+    /// Against a server it did not start: exactly the asked events are stored, in id order from 1;
+    /// a refused `Connect` fails the run with the server's answer.
+    @Test func publishAgainstARunningServerStoresExactlyTheEventsAsked() async throws {
+        let server = try ExarProcess()
+        try await server.start()
+        defer {
+            server.stop()
+            server.removeFiles()
+        }
+        let run = try runBench(["publish", "--port", "\(server.port)", "--collection", "b", "-n", "5003", "-c", "4", "-p", "5",
+                                "-s", "20", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let events = try #require(try readAllEvents(port: server.port, collection: "b"))
+        #expect(events.count == 5003)
+        #expect(events.allSatisfy { $0.hasSuffix("\t" + String(repeating: "x", count: 20)) })
+
+        let guarded = try ExarProcess(server: ["username = \"u\"", "password = \"secret\""])
+        try await guarded.start()
+        defer {
+            guarded.stop()
+            guarded.removeFiles()
+        }
+        let refused = try runBench(["publish", "--port", "\(guarded.port)", "-n", "100", "-c", "1", "-p", "1"])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("connect answered: Error"), "\(refused.error)")
+    }
+
     @Test func catchUpWorkloadReadsEverythingBack() throws {
         let all = try bench(["catchup", "-n", "4000"])
         #expect(all["events"] as? Int == 4000)
