@@ -18,8 +18,7 @@ final class RedisXReadSubscriberDriver: ChannelInboundHandler {
     private var lastId = "0-0"
     private var received = 0
     private var headerLinesLeft = 0
-    private var entryLinesLeft = 0
-    private var lineInEntry = 0
+    private var walk = RespEntryWalk()
 
     init(key: String, total: Int, subscribed: EventLoopPromise<Void>, done: EventLoopPromise<Histogram<UInt64>>,
          progress: ProgressMeter?) {
@@ -53,17 +52,15 @@ final class RedisXReadSubscriberDriver: ChannelInboundHandler {
             }
             headerLinesLeft -= 1
             if headerLinesLeft == 0 {
-                // Each entry: *2, $<n>, <id>, *2, $4, data, $<n>, <payload>.
-                entryLinesLeft = (Int(String(buffer: line).dropFirst()) ?? 0) * 8
-                lineInEntry = 0
-                if entryLinesLeft == 0 { request(context) }
+                walk.start(entries: Int(String(buffer: line).dropFirst()) ?? 0)
+                if walk.isDone { request(context) }
             }
             return
         }
-        lineInEntry += 1
-        if lineInEntry == 3 { lastId = String(buffer: line) }
-        if lineInEntry == 8 {
-            lineInEntry = 0
+        switch walk.take() {
+        case .id:
+            lastId = String(buffer: line)
+        case .payload:
             received += 1
             progress?.advance()
             var sent: UInt64 = 0
@@ -72,9 +69,10 @@ final class RedisXReadSubscriberDriver: ChannelInboundHandler {
                 sent = sent * 10 + UInt64(byte - 48)
             }
             if sent > 0 && now > sent { histogram.record(now - sent) }
+        case .other:
+            break
         }
-        entryLinesLeft -= 1
-        if entryLinesLeft == 0 {
+        if walk.isDone {
             if received >= total {
                 done.succeed(histogram)
                 context.close(promise: nil)

@@ -49,6 +49,36 @@ func respCommand(_ parts: [String]) -> ByteBuffer {
     return buffer
 }
 
+/// Walks the stream entries of an `XRANGE` or `XREAD` reply line by line: each entry is 8 RESP
+/// lines (`*2`, `$<n>`, `<id>`, `*2`, `$4`, `data`, `$<n>`, `<payload>`).
+struct RespEntryWalk {
+    enum Line { case other, id, payload }
+    private(set) var linesLeft = 0
+    private var lineInEntry = 0
+
+    /// Starts on the lines of `entries` entries (the count of the `*<count>` header line).
+    mutating func start(entries: Int) {
+        linesLeft = entries * 8
+        lineInEntry = 0
+    }
+
+    /// Every line of the announced entries was taken.
+    var isDone: Bool { linesLeft == 0 }
+
+    /// Takes the next line: an entry's id, its payload (the entry's last line) or another line.
+    mutating func take() -> Line {
+        linesLeft -= 1
+        lineInEntry += 1
+        switch lineInEntry {
+        case 3: return .id
+        case 8:
+            lineInEntry = 0
+            return .payload
+        default: return .other
+        }
+    }
+}
+
 /// Reads a stream back with `XRANGE` pages of 10,000 entries, as fast as the replies come.
 final class RedisXRangeDriver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -59,10 +89,10 @@ final class RedisXRangeDriver: ChannelInboundHandler {
     private var started: UInt64 = 0
     private var events = 0
     private var bytes = 0
-    private var linesLeft = 0
+    private var awaitingHeader = false
     private var entriesInPage = 0
+    private var walk = RespEntryWalk()
     private var lastId = "-"
-    private var lineInEntry = 0
     private static let page = 10_000
 
     init(key: String, done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>) {
@@ -78,28 +108,25 @@ final class RedisXRangeDriver: ChannelInboundHandler {
     private func requestPage(_ context: ChannelHandlerContext) {
         let start = lastId == "-" ? "-" : "(" + lastId
         context.writeAndFlush(wrapOutboundOut(respCommand(["XRANGE", key, start, "+", "COUNT", String(Self.page)])), promise: nil)
-        linesLeft = -1
+        awaitingHeader = true
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
         bytes += line.readableBytes + 2
-        if linesLeft == -1 {
-            // "*<entries>": each entry is 8 lines (*2, $len, id, *2, $4, data, $len, payload).
+        if awaitingHeader {
+            awaitingHeader = false
             entriesInPage = Int(String(buffer: line).dropFirst()) ?? 0
-            linesLeft = entriesInPage * 8
-            lineInEntry = 0
+            walk.start(entries: entriesInPage)
             if entriesInPage == 0 { finish(context) }
             return
         }
-        lineInEntry += 1
-        if lineInEntry == 3 { lastId = String(buffer: line) }
-        if lineInEntry == 8 {
-            lineInEntry = 0
-            events += 1
+        switch walk.take() {
+        case .id: lastId = String(buffer: line)
+        case .payload: events += 1
+        case .other: break
         }
-        linesLeft -= 1
-        if linesLeft == 0 {
+        if walk.isDone {
             if entriesInPage < Self.page { finish(context) } else { requestPage(context) }
         }
     }
