@@ -54,6 +54,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // The burst being gathered from the current read, and answered ones kept for reuse.
     private var current = Burst()
     private var spareBursts: [Burst] = []
+    /// The buffer the answers are written into, reused (see `writeFinishedAnswers`).
+    private var answerBuffer: ByteBuffer?
     // Bursts handed over (or finished) whose answers are not written yet, oldest first.
     private var bursts: [Burst] = []
     private var burstsHead = 0
@@ -355,9 +357,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Writes the answers of finished bursts, oldest first, stopping at the first unfinished one.
     private func writeFinishedAnswers() {
         guard let context else { return }
+        guard burstsHead < bursts.count, bursts[burstsHead].done else { return }
+        // All finished bursts' answers in one buffer, kept for the next answers: once the socket
+        // has taken it, the buffer is ours alone again and is reused without allocating.
+        var out = answerBuffer.take() ?? context.channel.allocator.buffer(capacity: 256)
+        out.clear()
         while burstsHead < bursts.count, bursts[burstsHead].done {
             let burst = bursts[burstsHead]
-            var out = context.channel.allocator.buffer(capacity: burst.slots.count * 20)
             var eventIndex = 0
             for slot in burst.slots {
                 switch slot {
@@ -372,13 +378,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
                     out.writeError(error)
                 }
             }
-            write(out, context)
             burstsHead += 1
             if spareBursts.count < Self.maximumBurstsInFlight {
                 burst.reset()
                 spareBursts.append(burst)
             }
         }
+        write(out, context)
+        answerBuffer = out.capacity <= 16 * 1024 ? out : nil  // a large one is not kept per connection
         if burstsHead == bursts.count {
             bursts.removeAll(keepingCapacity: true)
             burstsHead = 0
