@@ -34,8 +34,9 @@ enum AnswerFormat: Sendable {
                 position = lineEnd + 1
             case .redis:
                 // "$<length>\r\n<id>\r\n"; an error is "-<message>\r\n".
-                guard line.first == UInt8(ascii: "$"), let length = Int(text(line.dropFirst()).trimmingCharacters(in: .whitespacesAndNewlines))
-                else { throw BenchError("redis answered: \(text(line))") }
+                guard line.first == UInt8(ascii: "$"), let length = Self.bulkLength(line) else {
+                    throw BenchError("redis answered: \(text(line))")
+                }
                 let end = lineEnd + 1 + length + 2
                 guard end <= bytes.count else { return (answers, position) }
                 answers += 1
@@ -43,6 +44,19 @@ enum AnswerFormat: Sendable {
             }
         }
         return (answers, position)
+    }
+
+    /// The length of a bulk string header line (`$<digits>`, a `\r` after them), if it is one.
+    private static func bulkLength(_ line: UnsafeRawBufferPointer) -> Int? {
+        var length = 0
+        var digits = 0
+        for byte in line.dropFirst() {
+            if byte == UInt8(ascii: "\r") { break }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 12 else { return nil }
+            length = length * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits > 0 ? length : nil
     }
 
     private func text(_ bytes: some Collection<UInt8>) -> String {
@@ -54,7 +68,7 @@ enum AnswerFormat: Sendable {
 /// written straight from a prepared byte pattern and answers counted in place, so the client
 /// costs little of the CPU it shares with the server. Each plan is one connection; `pipeline`
 /// requests are in flight on each. Returns every request's latency (send to answer) and the
-/// seconds from the first connection to the last answer.
+/// seconds from the first bytes sent (once every connection is open) to the last answer.
 func runPipelinedLoad(host: String, port: Int, format: AnswerFormat, plans: [ConnectionPlan], pipeline: Int,
                       progress: ProgressMeter?) async throws -> (Histogram<UInt64>, Double) {
     try await withCheckedThrowingContinuation { continuation in
