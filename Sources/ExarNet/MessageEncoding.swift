@@ -12,9 +12,13 @@ extension ByteBuffer {
 
     /// `Published\t<id>\n`
     public mutating func writePublished(id: UInt64) {
-        writeStaticString("Published\t")
-        writeDecimal(id)
-        writeInteger(UInt8(ascii: "\n"))
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 10 + 20 + 1) { out in
+            let base = out.baseAddress!
+            var at = Self.store("Published\t", base)
+            at += Self.storeDecimal(id, base + at)
+            base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at, as: UInt8.self)
+            return at + 1
+        }
     }
 
     /// `Subscribed\n`
@@ -27,18 +31,53 @@ extension ByteBuffer {
         writeStaticString("EndOfEventStream\n")
     }
 
-    /// `Event\t<id>\t<timestamp>\t<tags>\t<data>\n`, from the stored bytes.
+    /// `Event\t<id>\t<timestamp>\t<tags>\t<data>\n`, from the stored bytes: one capacity check,
+    /// then plain stores (the streaming hot path: a scanner encodes every event it sends).
     public mutating func writeEvent(id: UInt64, timestamp: UInt64, tags: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) {
-        reserveCapacity(minimumWritableBytes: 48 + tags.count + data.count)
-        writeStaticString("Event\t")
-        writeDecimal(id)
-        writeInteger(UInt8(ascii: "\t"))
-        writeDecimal(timestamp)
-        writeInteger(UInt8(ascii: "\t"))
-        writeBytes(tags)
-        writeInteger(UInt8(ascii: "\t"))
-        writeBytes(data)
-        writeInteger(UInt8(ascii: "\n"))
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 6 + 20 + 1 + 20 + 1 + tags.count + 1 + data.count + 1) { out in
+            let base = out.baseAddress!
+            var at = Self.store("Event\t", base)
+            at += Self.storeDecimal(id, base + at)
+            base.storeBytes(of: UInt8(ascii: "\t"), toByteOffset: at, as: UInt8.self)
+            at += 1
+            at += Self.storeDecimal(timestamp, base + at)
+            base.storeBytes(of: UInt8(ascii: "\t"), toByteOffset: at, as: UInt8.self)
+            at += 1
+            if let source = tags.baseAddress { (base + at).copyMemory(from: source, byteCount: tags.count) }
+            at += tags.count
+            base.storeBytes(of: UInt8(ascii: "\t"), toByteOffset: at, as: UInt8.self)
+            at += 1
+            if let source = data.baseAddress { (base + at).copyMemory(from: source, byteCount: data.count) }
+            at += data.count
+            base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at, as: UInt8.self)
+            return at + 1
+        }
+    }
+
+    /// Stores the bytes of `text` at `pointer`; returns how many.
+    @inline(__always)
+    static func store(_ text: StaticString, _ pointer: UnsafeMutableRawPointer) -> Int {
+        pointer.copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+        return text.utf8CodeUnitCount
+    }
+
+    /// Stores `value` in decimal ASCII at `pointer` (room for 20 digits); returns the digit count.
+    @inline(__always)
+    static func storeDecimal(_ value: UInt64, _ pointer: UnsafeMutableRawPointer) -> Int {
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        var number = value
+        var index = digits - 1
+        while index >= 0 {
+            pointer.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: number % 10), toByteOffset: index, as: UInt8.self)
+            number /= 10
+            index -= 1
+        }
+        return digits
     }
 
     /// `Error\t<error>\n`
@@ -94,21 +133,6 @@ extension ByteBuffer {
 
     /// Writes `value` in decimal ASCII.
     public mutating func writeDecimal(_ value: UInt64) {
-        var digits = 1
-        var rest = value
-        while rest >= 10 {
-            rest /= 10
-            digits += 1
-        }
-        writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { buffer in
-            var number = value
-            var index = digits - 1
-            while index >= 0 {
-                buffer[index] = UInt8(ascii: "0") + UInt8(number % 10)
-                number /= 10
-                index -= 1
-            }
-            return digits
-        }
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { Self.storeDecimal(value, $0.baseAddress!) }
     }
 }

@@ -251,8 +251,8 @@ private struct PipelinedLoad {
     }
 }
 
-/// A connected, non-blocking TCP socket with `TCP_NODELAY`.
-private func connectSocket(host: String, port: Int) throws(BenchError) -> Int32 {
+/// A connected TCP socket with `TCP_NODELAY`, non-blocking unless asked.
+func connectSocket(host: String, port: Int, blocking: Bool = false) throws(BenchError) -> Int32 {
     var hints = addrinfo()
     hints.ai_family = AF_UNSPEC
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -269,7 +269,7 @@ private func connectSocket(host: String, port: Int) throws(BenchError) -> Int32 
             if connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 {
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                if !blocking { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
                 return fd
             }
             lastError = errnoText()
@@ -280,6 +280,6 @@ private func connectSocket(host: String, port: Int) throws(BenchError) -> Int32 
     throw BenchError("cannot connect to \(host):\(port): \(lastError)")
 }
 
-private func errnoText() -> String {
+func errnoText() -> String {
     String(cString: strerror(errno))
 }

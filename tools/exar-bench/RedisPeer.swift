@@ -79,68 +79,6 @@ struct RespEntryWalk {
     }
 }
 
-/// Reads a stream back with `XRANGE` pages of 10,000 entries, as fast as the replies come.
-final class RedisXRangeDriver: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let key: String
-    private let done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>
-    private var started: UInt64 = 0
-    private var events = 0
-    private var bytes = 0
-    private var awaitingHeader = false
-    private var entriesInPage = 0
-    private var walk = RespEntryWalk()
-    private var lastId = "-"
-    private static let page = 10_000
-
-    init(key: String, done: EventLoopPromise<(events: Int, bytes: Int, nanoseconds: UInt64)>) {
-        self.key = key
-        self.done = done
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        started = monotonicNanoseconds()
-        requestPage(context)
-    }
-
-    private func requestPage(_ context: ChannelHandlerContext) {
-        let start = lastId == "-" ? "-" : "(" + lastId
-        context.writeAndFlush(wrapOutboundOut(respCommand(["XRANGE", key, start, "+", "COUNT", String(Self.page)])), promise: nil)
-        awaitingHeader = true
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        bytes += line.readableBytes + 2
-        if awaitingHeader {
-            awaitingHeader = false
-            entriesInPage = Int(String(buffer: line).dropFirst()) ?? 0
-            walk.start(entries: entriesInPage)
-            if entriesInPage == 0 { finish(context) }
-            return
-        }
-        switch walk.take() {
-        case .id: lastId = String(buffer: line)
-        case .payload: events += 1
-        case .other: break
-        }
-        if walk.isDone {
-            if entriesInPage < Self.page { finish(context) } else { requestPage(context) }
-        }
-    }
-
-    private func finish(_ context: ChannelHandlerContext) {
-        done.succeed((events, bytes, monotonicNanoseconds() - started))
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        done.fail(BenchError("redis connection closed after \(events) entries"))
-    }
-}
-
 /// Connects a RESP driver (lines split at `\\n`, the `\\r` dropped by the same framing).
 func connectRedisDriver(port: Int, group: any EventLoopGroup, handler: @escaping @Sendable () -> any ChannelHandler) async throws {
     try await connectDriver(host: "127.0.0.1", port: port, group: group, handler: handler)
@@ -154,12 +92,4 @@ func runRedisXAdd(port: Int, key: String, events: Int, size: Int, connections: I
     let plans = splitEvenly(events, over: connections).map { ConnectionPlan(request: command, count: $0) }
     return try await runPipelinedLoad(host: "127.0.0.1", port: port, format: .redis, plans: plans, pipeline: pipeline,
                                       progress: progress)
-}
-
-func runRedisXRange(port: Int, key: String) async throws -> (events: Int, bytes: Int, nanoseconds: UInt64) {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { group.shutdownGracefully { _ in } }
-    let promise = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
-    try await connectRedisDriver(port: port, group: group) { RedisXRangeDriver(key: key, done: promise) }
-    return try await promise.futureResult.get()
 }

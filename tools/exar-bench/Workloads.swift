@@ -69,17 +69,10 @@ struct CatchUpWorkload: AsyncParsableCommand {
             loading?.finish()
             let reading = ProgressMeter.make("exar-db read   ", total: tag == nil ? events : events / 4, enabled: !target.json)
             defer { reading?.finish() }
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { group.shutdownGracefully { _ in } }
-            let promise = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
             var subscribe = ByteBuffer()
             subscribe.writeSubscribe(Query(live: false, offset: 0, tag: tag))
-            let connect = target.connectLine(collection)
-            let subscribeLine = subscribe
-            try await connectDriver(host: host, port: port, group: group) {
-                SubscriptionDriver<EventCount>(connectLine: connect, subscribeLine: subscribeLine, done: promise, progress: reading)
-            }
-            return try await promise.futureResult.get()
+            return try await runExarCatchUp(host: host, port: port, connect: Array(target.connectLine(collection).readableBytesView),
+                                            subscribe: Array(subscribe.readableBytesView), progress: reading)
         }
         let seconds = Double(result.nanoseconds) / 1e9
         let parameters = ["events": events, "size": size, "tagged": tag == nil ? 0 : 1]

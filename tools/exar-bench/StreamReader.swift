@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// The lines of one blocking connection, read in 256 KiB chunks and found with `memchr` in
+/// place: the catch-up readers of both sides, so that the client is not what limits them.
+struct LineReader {
+    let fd: Int32
+    private var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+    private var start = 0
+    private var end = 0
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    /// Sends `bytes` whole.
+    func send(_ bytes: [UInt8]) throws(BenchError) {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("write: \(errnoText())")
+            }
+            sent += count
+        }
+    }
+
+    /// Calls `body` with each line (without its `\n` and a `\r` before it), reading as needed,
+    /// until `body` returns `false`; the lines after that one stay for the next call.
+    mutating func forEachLine(_ body: (UnsafeRawBufferPointer) throws(BenchError) -> Bool) throws(BenchError) {
+        while true {
+            while start < end {
+                let (lineStart, lineEnd, next) = buffer.withUnsafeBytes { bytes -> (Int, Int, Int) in
+                    guard let found = memchr(bytes.baseAddress! + start, Int32(UInt8(ascii: "\n")), end - start) else {
+                        return (0, 0, -1)
+                    }
+                    let newline = UnsafeRawPointer(found) - bytes.baseAddress!
+                    let lineEnd = newline > start && bytes[newline - 1] == UInt8(ascii: "\r") ? newline - 1 : newline
+                    return (start, lineEnd, newline + 1)
+                }
+                if next < 0 { break }
+                start = next
+                let keepGoing = try buffer.withUnsafeBytes { bytes in
+                    Result { () throws(BenchError) in try body(UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])) }
+                }.get()
+                if !keepGoing { return }
+            }
+            // Move the unfinished line to the front, then read more.
+            if start > 0 {
+                let (from, count) = (start, end - start)
+                buffer.withUnsafeMutableBytes { bytes in
+                    if count > 0 { memmove(bytes.baseAddress!, bytes.baseAddress! + from, count) }
+                }
+                end = count
+                start = 0
+            }
+            guard end < buffer.count else { throw BenchError("a line longer than \(buffer.count) bytes") }
+            let (fd, filled, capacity) = (self.fd, end, buffer.count)
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, capacity - filled) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("read: \(errnoText())")
+            }
+            if count == 0 { throw BenchError("the server closed the connection") }
+            end += count
+        }
+    }
+}
+
+/// Runs `body` on a thread of its own (blocking reads must not hold a Swift concurrency thread).
+func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws(BenchError) -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { () throws(BenchError) in try body() }) }
+        thread.name = name
+        thread.start()
+    }
+}
+
+/// Reads a collection back with one non-live subscription: `Connect`, then `Subscribe`, then
+/// every `Event` line to `EndOfEventStream`. Returns the events, their bytes and the time from
+/// sending the subscription to the end of the stream.
+func runExarCatchUp(host: String, port: Int, connect: [UInt8], subscribe: [UInt8], progress: ProgressMeter?)
+    async throws -> (events: Int, bytes: Int, nanoseconds: UInt64)
+{
+    try await onOwnThread("exar-bench-catchup") { () throws(BenchError) in
+        let fd = try connectSocket(host: host, port: port, blocking: true)
+        defer { close(fd) }
+        var reader = LineReader(fd: fd)
+        try reader.send(connect)
+        try reader.forEachLine { (line) throws(BenchError) in
+            guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(text(line))") }
+            return false
+        }
+        let started = monotonicNanoseconds()
+        try reader.send(subscribe)
+        var subscribed = false
+        var events = 0
+        var bytes = 0
+        try reader.forEachLine { (line) throws(BenchError) in
+            if line.starts(with: "Event\t".utf8) {
+                events += 1
+                bytes += line.count + 1
+                if events & 1023 == 0 { progress?.advance(1024) }
+                return true
+            }
+            if !subscribed && line.elementsEqual("Subscribed".utf8) {
+                subscribed = true
+                return true
+            }
+            guard line.elementsEqual("EndOfEventStream".utf8) else { throw BenchError("subscription answered: \(text(line))") }
+            return false
+        }
+        return (events, bytes, monotonicNanoseconds() - started)
+    }
+}
+
+/// Reads a stream back with `XRANGE` pages of 10,000 entries, each page asked for once the last
+/// one is read. Returns the entries, the reply bytes and the time taken.
+func runRedisXRange(port: Int, key: String) async throws -> (events: Int, bytes: Int, nanoseconds: UInt64) {
+    try await onOwnThread("exar-bench-xrange") { () throws(BenchError) in
+        let page = 10_000
+        let fd = try connectSocket(host: "127.0.0.1", port: port, blocking: true)
+        defer { close(fd) }
+        var reader = LineReader(fd: fd)
+        var events = 0
+        var bytes = 0
+        var lastId: [UInt8] = []
+        let started = monotonicNanoseconds()
+        while true {
+            let from = lastId.isEmpty ? "-" : "(" + String(decoding: lastId, as: UTF8.self)
+            try reader.send(Array(respCommand(["XRANGE", key, from, "+", "COUNT", String(page)]).readableBytesView))
+            var entries = -1
+            var walk = RespEntryWalk()
+            try reader.forEachLine { (line) throws(BenchError) in
+                bytes += line.count + 2
+                if entries < 0 {
+                    guard line.first == UInt8(ascii: "*"), let count = Int(text(line.dropFirst())) else {
+                        throw BenchError("redis answered: \(text(line))")
+                    }
+                    entries = count
+                    walk.start(entries: count)
+                    return !walk.isDone
+                }
+                switch walk.take() {
+                case .id:
+                    lastId.removeAll(keepingCapacity: true)
+                    lastId.append(contentsOf: line)
+                case .payload:
+                    events += 1
+                case .other:
+                    break
+                }
+                return !walk.isDone
+            }
+            if entries < page { break }
+        }
+        return (events, bytes, monotonicNanoseconds() - started)
+    }
+}
+
+private func text(_ bytes: some Collection<UInt8>) -> String {
+    String(decoding: bytes.prefix(200), as: UTF8.self)
+}
