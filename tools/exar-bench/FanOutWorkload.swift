@@ -28,33 +28,22 @@ struct FanOutWorkload: AsyncParsableCommand {
         let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
         let meter = ProgressMeter.make("exar-db fan-out", total: events * subscribers, enabled: !target.json)
         let (latency, seconds) = try await withServer(target) { host, port in
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { group.shutdownGracefully { _ in } }
-            var subscribedFutures: [EventLoopFuture<Void>] = []
-            var doneFutures: [EventLoopFuture<Histogram<UInt64>>] = []
-            let connect = target.connectLine(collection)
             var subscribe = ByteBuffer()
             subscribe.writeSubscribe(Query(live: true, offset: 0, limit: UInt64(events)))
-            let subscribeLine = subscribe
-            for _ in 0..<subscribers {
-                let subscribed = group.next().makePromise(of: Void.self)
-                let done = group.next().makePromise(of: Histogram<UInt64>.self)
-                subscribedFutures.append(subscribed.futureResult)
-                doneFutures.append(done.futureResult)
-                try await connectDriver(host: host, port: port, group: group) {
-                    SubscriptionDriver<DeliveryLatency>(connectLine: connect, subscribeLine: subscribeLine, subscribed: subscribed,
-                                                       done: done, progress: meter)
-                }
-            }
-            for future in subscribedFutures { try await future.get() }
+            let connect = target.connectLine(collection)
+            let session = ExarLiveSession(connect: Array(connect.readableBytesView), subscribe: Array(subscribe.readableBytesView))
+            let readers = try await startLiveSessions(host: host, port: port, sessions: Array(repeating: session, count: subscribers),
+                                                      progress: meter)
             let started = monotonicNanoseconds()
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { group.shutdownGracefully { _ in } }
             let published = group.next().makePromise(of: Void.self)
             try await connectDriver(host: host, port: port, group: group) {
                 PacedPublisherDriver(peer: .exar(connectLine: connect), total: events, rate: rate, size: size, done: published)
             }
             try await published.futureResult.get()
             var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-            for future in doneFutures { merged.add(try await future.get()) }
+            for session in try await readers.value { merged.add(session.latency) }
             return (merged, Double(monotonicNanoseconds() - started) / 1e9)
         }
         meter?.finish()

@@ -22,41 +22,73 @@ struct LineReader {
             let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, $0.count - sent) }
             if count < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN {  // a non-blocking socket whose buffer is full: wait for room
+                    var waiting = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&waiting, 1, 1000)
+                    continue
+                }
                 throw BenchError("write: \(errnoText())")
             }
             sent += count
         }
     }
 
+    /// Reads once what a non-blocking socket has, then calls `body` with each complete line.
+    mutating func forEachAvailableLine(_ body: (UnsafeRawBufferPointer) throws(BenchError) -> Void) throws(BenchError) {
+        compact()
+        guard end < buffer.count else { throw BenchError("a line longer than \(buffer.count) bytes") }
+        let (fd, filled, capacity) = (self.fd, end, buffer.count)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, capacity - filled) }
+        if count < 0 {
+            if errno == EAGAIN || errno == EINTR { return }
+            throw BenchError("read: \(errnoText())")
+        }
+        if count == 0 { throw BenchError("the server closed the connection") }
+        end += count
+        while let (lineStart, lineEnd) = nextLine() {
+            try buffer.withUnsafeBytes { bytes in
+                Result { () throws(BenchError) in try body(UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])) }
+            }.get()
+        }
+    }
+
+    /// The bounds of the next complete line (its terminator dropped), consumed; `nil` if none.
+    private mutating func nextLine() -> (Int, Int)? {
+        guard start < end else { return nil }
+        let (start, end) = (self.start, self.end)
+        let found: (Int, Int)? = buffer.withUnsafeBytes { bytes in
+            guard let newline = memchr(bytes.baseAddress! + start, Int32(UInt8(ascii: "\n")), end - start) else { return nil }
+            let position = UnsafeRawPointer(newline) - bytes.baseAddress!
+            let lineEnd = position > start && bytes[position - 1] == UInt8(ascii: "\r") ? position - 1 : position
+            return (lineEnd, position + 1)
+        }
+        guard let (lineEnd, next) = found else { return nil }
+        self.start = next
+        return (start, lineEnd)
+    }
+
+    /// Moves an unfinished line to the front of the buffer.
+    private mutating func compact() {
+        guard start > 0 else { return }
+        let (from, count) = (start, end - start)
+        buffer.withUnsafeMutableBytes { bytes in
+            if count > 0 { memmove(bytes.baseAddress!, bytes.baseAddress! + from, count) }
+        }
+        end = count
+        start = 0
+    }
+
     /// Calls `body` with each line (without its `\n` and a `\r` before it), reading as needed,
     /// until `body` returns `false`; the lines after that one stay for the next call.
     mutating func forEachLine(_ body: (UnsafeRawBufferPointer) throws(BenchError) -> Bool) throws(BenchError) {
         while true {
-            while start < end {
-                let (lineStart, lineEnd, next) = buffer.withUnsafeBytes { bytes -> (Int, Int, Int) in
-                    guard let found = memchr(bytes.baseAddress! + start, Int32(UInt8(ascii: "\n")), end - start) else {
-                        return (0, 0, -1)
-                    }
-                    let newline = UnsafeRawPointer(found) - bytes.baseAddress!
-                    let lineEnd = newline > start && bytes[newline - 1] == UInt8(ascii: "\r") ? newline - 1 : newline
-                    return (start, lineEnd, newline + 1)
-                }
-                if next < 0 { break }
-                start = next
+            while let (lineStart, lineEnd) = nextLine() {
                 let keepGoing = try buffer.withUnsafeBytes { bytes in
                     Result { () throws(BenchError) in try body(UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])) }
                 }.get()
                 if !keepGoing { return }
             }
-            // Move the unfinished line to the front, then read more.
-            if start > 0 {
-                let (from, count) = (start, end - start)
-                buffer.withUnsafeMutableBytes { bytes in
-                    if count > 0 { memmove(bytes.baseAddress!, bytes.baseAddress! + from, count) }
-                }
-                end = count
-                start = 0
-            }
+            compact()
             guard end < buffer.count else { throw BenchError("a line longer than \(buffer.count) bytes") }
             let (fd, filled, capacity) = (self.fd, end, buffer.count)
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, capacity - filled) }

@@ -27,29 +27,6 @@ struct EventCount: StreamTally {
     }
 }
 
-/// Records, per event, the time from the publisher writing it (the send time starts the event's
-/// data) to its delivery here: the fan-out workload.
-struct DeliveryLatency: StreamTally {
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
-
-    mutating func record(_ line: ByteBuffer, at now: UInt64) {
-        // Event\t<id>\t<ts>\t<tags>\t<sent ns>...: the fifth field starts with the send time.
-        var tabs = 0
-        var sent: UInt64 = 0
-        for byte in line.readableBytesView {
-            if tabs == 4 {
-                guard byte >= 48 && byte <= 57 else { break }
-                sent = sent * 10 + UInt64(byte - 48)
-            } else if byte == 9 {
-                tabs += 1
-            }
-        }
-        if sent > 0 && now > sent { histogram.record(now - sent) }
-    }
-
-    func result(nanoseconds: UInt64) -> Histogram<UInt64> { histogram }
-}
-
 /// Connects, subscribes, and tallies the events until the stream ends (`EndOfEventStream`, or
 /// the limit of a live subscription reached).
 final class SubscriptionDriver<Tally: StreamTally>: ChannelInboundHandler {
