@@ -2,6 +2,7 @@ import ExarCore
 import ExarModel
 import ExarNet
 import Dispatch
+import Foundation
 import Logging
 import NIOCore
 
@@ -249,7 +250,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             do {
                 subscription = try collection.subscribe(query, sink: sink)
             } catch {
-                out.writeError(error)
+                out.writeError(clientFacing(error))
                 write(out, context)
                 return
             }
@@ -301,7 +302,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .failure(let error):
             logger.info("connect to collection '\(name)' failed: \(error)")
             var out = context.channel.allocator.buffer(capacity: 32)
-            out.writeError(error.wireKindOnlyForConnect)
+            out.writeError(clientFacing(error.wireKindOnlyForConnect))
             write(out, context)
         }
         blocked = false
@@ -371,7 +372,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                     if let result = burst.result, eventIndex < result.storedCount {
                         out.writePublished(id: result.firstId + UInt64(eventIndex))
                     } else {
-                        out.writeError(burst.result?.error ?? .io(.other, "not stored"))
+                        out.writeError(clientFacing(burst.result?.error ?? .io(.other, "not stored")))
                     }
                     eventIndex += 1
                 case .error(let error):
@@ -464,6 +465,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+}
+
+extension ConnectionHandler {
+    /// `error` as a client may see it: an I/O error's file paths are given relative to the data
+    /// folder (`orders/00000000000000000001.log`), so answers do not tell where the server keeps
+    /// its data.
+    func clientFacing(_ error: ExarError) -> ExarError {
+        guard case .io(let kind, let message) = error else { return error }
+        let folder = database.configuration.logsPath
+        guard !folder.isEmpty, message.contains(folder) else { return error }
+        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
+        return .io(kind, message.replacingOccurrences(of: prefix, with: "").replacingOccurrences(of: folder, with: "."))
     }
 }
 

@@ -80,6 +80,8 @@ private func setLimit(of pid: pid_t, resource: Int32, to value: rlim_t) throws {
         #expect(acknowledged.count > 10, "the first segment should take some events")
         let refusal = try #require(error)
         #expect(refusal.hasPrefix("Error\tIoError\t") && refusal.contains(expectedError), "\(refusal)")
+        // The answer names the file relative to the data folder, never where the server keeps it.
+        #expect(!refusal.contains(server.dataFolder) && refusal.contains("c/0"), "\(refusal)")
         // Refused again while it lasts; reads keep working; a new collection cannot start either.
         let retry = publishUntilRefused(client, from: 10_000)
         #expect(retry.acknowledged.isEmpty && retry.error?.hasPrefix("Error\tIoError\t") == true)
