@@ -18,36 +18,36 @@ final class CollectionLog: @unchecked Sendable {
     let name: String
     let directory: String
     let configuration: CollectionConfiguration
-    private let logHandler: DatabaseLogHandler?
+    let logHandler: DatabaseLogHandler?
 
-    private let segmentList: Locked<[Segment]>
+    let segmentList: Locked<[Segment]>
     /// The id of the last event readers may see (0 when empty).
     let lastCommittedId: Atomic<UInt64>
 
     // Guarded by `condition`.
-    private let condition = NSCondition()
-    private var pendingRecords: [UInt8] = []
-    private var pendingBursts: [PendingBurst] = []
-    private var closing = false
-    private var closed = false
-    private var writerRunning = false
+    let condition = NSCondition()
+    var pendingRecords: [UInt8] = []
+    var pendingBursts: [PendingBurst] = []
+    var closing = false
+    var closed = false
+    var writerRunning = false
 
     // Writer thread only.
-    private var active: Segment
-    private var mustRoll = false
+    var active: Segment
+    var mustRoll = false
     /// When the oldest unsynced write happened (ms), 0 when everything is synced (`interval` policy).
     /// Atomic: the writer thread reads it while waiting, without the write lock.
-    private let unsyncedSince = Atomic<UInt64>(0)
-    private var commitObservers: [@Sendable () -> Void] = []
+    let unsyncedSince = Atomic<UInt64>(0)
+    var commitObservers: [@Sendable () -> Void] = []
     /// The writer thread, joined by `close()`.
-    private var writerThread: JoinableThread?
+    var writerThread: JoinableThread?
     /// Held by whoever writes to the segments: the writer thread, or a publisher writing its own
     /// burst in place while the writer is idle. Guards `active`, `mustRoll`, `inlineRecords`.
-    private let writeLock = NSLock()
+    let writeLock = NSLock()
     /// The encoding buffer of bursts written in place (under `writeLock`).
-    private var inlineRecords: [UInt8] = []
+    var inlineRecords: [UInt8] = []
     /// Held from opening to closing: no other process writes this collection meanwhile.
-    private let lock: CollectionLock
+    let lock: CollectionLock
 
     /// What opening the collection repaired.
     let recoveryNotes: [RecoveryNote]
@@ -204,7 +204,7 @@ final class CollectionLog: @unchecked Sendable {
 
     /// Queues a burst whose records are already in `pendingRecords` (`condition` held) and wakes
     /// the writer if it was idle.
-    private func enqueueLocked(count: Int, completion: @escaping @Sendable (PublishResult) -> Void) {
+    func enqueueLocked(count: Int, completion: @escaping @Sendable (PublishResult) -> Void) {
         let wasEmpty = pendingBursts.isEmpty
         pendingBursts.append(PendingBurst(count: count, completion: completion))
         if wasEmpty { condition.signal() }
@@ -212,7 +212,7 @@ final class CollectionLog: @unchecked Sendable {
 
     /// Lets `fill` append its events to `buffer` in their record form; returns how many. When
     /// `fill` throws, `buffer` is as it was.
-    private func encode(
+    func encode(
         _ fill: (inout PublishAppender) throws(ExarError) -> Void, into buffer: inout [UInt8], now: UInt64
     ) throws(ExarError) -> Int {
         var records: [UInt8] = []
@@ -234,7 +234,7 @@ final class CollectionLog: @unchecked Sendable {
     /// pending, so its events come right after every burst accepted before it. Returns the
     /// burst's result for the caller to deliver once the lock is let go, or `nil` when the burst
     /// was queued for the writer thread instead (which then calls `completion`).
-    private func writeInPlace(
+    func writeInPlace(
         _ fill: (inout PublishAppender) throws(ExarError) -> Void,
         completion: @escaping @Sendable (PublishResult) -> Void, now: UInt64
     ) throws(ExarError) -> PublishResult? {
@@ -294,182 +294,6 @@ final class CollectionLog: @unchecked Sendable {
         condition.lock()
         closed = true
         condition.unlock()
-    }
-
-    // MARK: The writer thread
-
-    /// Bytes reserved up front in each of the two pending buffers, so bursts do not regrow them.
-    static let pendingReserve = 1 << 20
-
-    private func runWriter() {
-        var records: [UInt8] = []
-        records.reserveCapacity(Self.pendingReserve)
-        var bursts: [PendingBurst] = []
-        bursts.reserveCapacity(1024)
-        while true {
-            condition.lock()
-            while pendingBursts.isEmpty && !closing {
-                let since = unsyncedSince.load(ordering: .relaxed)
-                if since != 0, case .interval(let milliseconds) = configuration.sync {
-                    let dueIn = Double(milliseconds) / 1000 - Double(currentTimeMilliseconds() &- since) / 1000
-                    if dueIn <= 0 { break }
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: dueIn))
-                } else {
-                    condition.wait()
-                }
-            }
-            condition.unlock()
-            // Wait for a publisher writing in place, then take what is pending.
-            writeLock.lock()
-            condition.lock()
-            let stop = pendingBursts.isEmpty && closing
-            swap(&records, &pendingRecords)
-            swap(&bursts, &pendingBursts)
-            condition.unlock()
-
-            let outcome = bursts.isEmpty ? nil : write(records)
-            syncIfDue()
-            if !stop { writeLock.unlock() }  // else kept: nobody writes after the seal
-            if let outcome {
-                var before = 0
-                for burst in bursts {
-                    burst.completion(outcome.result(ofBurstAt: before, count: burst.count))
-                    before += burst.count
-                }
-                records.removeAll(keepingCapacity: true)
-                bursts.removeAll(keepingCapacity: true)
-            }
-            if stop { break }
-        }
-        defer { writeLock.unlock() }
-        active.commit()
-        active.seal()
-        do {
-            try active.sync()
-        } catch {
-            logHandler?(.error, "collection \(name): cannot sync on close: \(error)")
-        }
-        // The observers hold the scanners, which hold this log: let the cycle go.
-        commitObservers = []
-        lock.release()
-        condition.lock()
-        writerRunning = false
-        condition.unlock()
-    }
-
-    /// What one `write` stored: the first id and how many events, and why it stopped short.
-    private struct WriteOutcome {
-        let firstId: UInt64
-        let written: Int
-        let failure: ExarError?
-
-        /// The result of the burst whose events start `offset` events into the write.
-        func result(ofBurstAt offset: Int, count: Int) -> PublishResult {
-            let stored = min(count, max(0, written - offset))
-            return PublishResult(firstId: firstId + UInt64(offset), storedCount: stored,
-                                 error: stored < count ? (failure ?? .io(.other, "not stored")) : nil)
-        }
-    }
-
-    /// Writes `records` as batches, commits, and syncs if asked; the callers complete the bursts
-    /// once they let `writeLock` go.
-    private func write(_ records: [UInt8]) -> WriteOutcome {
-        let firstId = active.nextId
-        var failure: ExarError?
-        var written = 0
-        let compress = configuration.compression == .lz4
-        let batchLimit = Format.Batch.rawPayloadLimit(indexInterval: configuration.indexIntervalBytes)
-        records.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                if mustRoll || active.freePayloadBytes < Format.Record.headerSize {
-                    do throws(ExarError) {
-                        try roll()
-                    } catch {
-                        failure = error
-                        return
-                    }
-                }
-                let room = min(active.freePayloadBytes, batchLimit)
-                var end = offset
-                var count = 0
-                var firstTimestamp: UInt64 = 0
-                var lastTimestamp: UInt64 = 0
-                while end < raw.count {
-                    let tagsLength = Int(raw.baseAddress!.loadLE(at: end + 8, as: UInt32.self))
-                    let dataLength = Int(raw.baseAddress!.loadLE(at: end + 12, as: UInt32.self))
-                    let size = RecordWalk.encodedSize(tags: tagsLength, data: dataLength)
-                    let fits = count == 0 ? size <= active.freePayloadBytes : end - offset + size <= room
-                    if !fits { break }
-                    lastTimestamp = raw.baseAddress!.loadLE(at: end, as: UInt64.self)
-                    if count == 0 { firstTimestamp = lastTimestamp }
-                    end += size
-                    count += 1
-                }
-                if count == 0 {
-                    // Not even one event fits in what is left of this segment.
-                    mustRoll = true
-                    continue
-                }
-                active.append(records: UnsafeRawBufferPointer(rebasing: raw[offset..<end]), count: count,
-                              firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, compress: compress)
-                offset = end
-                written += count
-            }
-        }
-        active.commit()
-        if written > 0 {
-            lastCommittedId.store(active.nextId - 1, ordering: .releasing)
-            for observer in commitObservers { observer() }
-            switch configuration.sync {
-            case .always:
-                do {
-                    try active.sync()
-                } catch {
-                    failure = failure ?? error
-                    written = 0
-                }
-            case .interval:
-                if unsyncedSince.load(ordering: .relaxed) == 0 { unsyncedSince.store(currentTimeMilliseconds(), ordering: .relaxed) }
-            case .none:
-                break
-            }
-        }
-        if let failure {
-            logHandler?(.error, "collection \(name): publishing failed after \(written) events: \(failure)")
-        }
-        return WriteOutcome(firstId: firstId, written: written, failure: failure)
-    }
-
-    /// Seals the active segment and starts a new one after it.
-    private func roll() throws(ExarError) {
-        if !active.isSealed.load(ordering: .relaxed) {
-            active.commit()
-            active.seal()
-            if configuration.sync != .none {
-                try active.sync()
-            }
-            active.releaseDescriptors()
-        }
-        mustRoll = true
-        let next = try Segment.create(directory: directory, baseId: active.nextId, size: configuration.segmentSize,
-                                      indexInterval: configuration.indexIntervalBytes)
-        segmentList.withLock { $0.append(next) }
-        active = next
-        mustRoll = false
-    }
-
-    private func syncIfDue() {
-        let since = unsyncedSince.load(ordering: .relaxed)
-        guard since != 0, case .interval(let milliseconds) = configuration.sync,
-            currentTimeMilliseconds() &- since >= UInt64(milliseconds)
-        else { return }
-        do {
-            try active.sync()
-            unsyncedSince.store(0, ordering: .relaxed)
-        } catch {
-            logHandler?(.error, "collection \(name): interval sync failed: \(error)")
-        }
     }
 
     /// Forces every written event of the active segment to the device.

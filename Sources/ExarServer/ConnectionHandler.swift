@@ -2,7 +2,6 @@ import ExarCore
 import ExarModel
 import ExarNet
 import Dispatch
-import Foundation
 import Logging
 import NIOCore
 
@@ -17,61 +16,36 @@ final class ConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// An answer owed to the client, in request order.
-    enum Slot {
-        case published
-        case error(ExarError)
-    }
-
-    /// The answers of one read burst, and its `Publish` lines until they are stored; done once
-    /// they are. Reused once answered, with the capacity of its arrays.
-    final class Burst {
-        var slots: [Slot] = []
-        /// The lines of the burst's publishes (slices of the read buffers) and their fields.
-        var lines: [ByteBuffer] = []
-        var fields: [PublishFields] = []
-        var result: PublishResult?
-        var done = false
-
-        func reset() {
-            slots.removeAll(keepingCapacity: true)
-            lines.removeAll(keepingCapacity: true)
-            fields.removeAll(keepingCapacity: true)
-            result = nil
-            done = false
-        }
-    }
-
-    private let database: Database
-    private let logger: Logger
-    private var decoder: LineFrameDecoder
+    let database: Database
+    let logger: Logger
+    var decoder: LineFrameDecoder
     /// Bytes of an unfinished line, kept from earlier reads.
-    private var unframed: ByteBuffer?
-    private let batcher: PublishBatcher
-    private var machine: ConnectionStateMachine
-    private var collection: ExarCore.Collection?
-    private var context: ChannelHandlerContext?
+    var unframed: ByteBuffer?
+    let batcher: PublishBatcher
+    var machine: ConnectionStateMachine
+    var collection: ExarCore.Collection?
+    var context: ChannelHandlerContext?
 
     // The burst being gathered from the current read, and answered ones kept for reuse.
-    private var current = Burst()
-    private var spareBursts: [Burst] = []
+    var current = Burst()
+    var spareBursts: [Burst] = []
     /// The buffer the answers are written into, reused (see `writeFinishedAnswers`).
-    private var answerBuffer: ByteBuffer?
+    var answerBuffer: ByteBuffer?
     // Bursts handed over (or finished) whose answers are not written yet, oldest first.
-    private var bursts: [Burst] = []
-    private var burstsHead = 0
+    var bursts: [Burst] = []
+    var burstsHead = 0
     // Lines that wait: behind a Connect/Subscribe that waits for earlier answers, or a stream.
-    private var waiting: [ByteBuffer] = []
-    private var waitingHead = 0
-    private var blocked = false
-    private var readPending = false
-    private var wroteSinceFlush = false
-    private var sink: StreamSink?
+    var waiting: [ByteBuffer] = []
+    var waitingHead = 0
+    var blocked = false
+    var readPending = false
+    var wroteSinceFlush = false
+    var sink: StreamSink?
     /// Set when the input cannot be framed: close once every owed answer is written.
-    private var closingAfterAnswers = false
+    var closingAfterAnswers = false
     /// A line over the limit, answered once the lines before it are handled.
-    private var framingError: LineTooLongError?
-    private var subscription: Subscription?
+    var framingError: LineTooLongError?
+    var subscription: Subscription?
 
     /// Bursts in flight at once per connection before the server stops reading from it.
     static let maximumBurstsInFlight = 8
@@ -143,7 +117,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The input cannot be framed: answered, then the connection closes.
-    private func lineTooLong(_ tooLong: LineTooLongError, context: ChannelHandlerContext) {
+    func lineTooLong(_ tooLong: LineTooLongError, context: ChannelHandlerContext) {
         unframed = nil
         if machine.isStreaming {
             closingAfterAnswers = true
@@ -166,7 +140,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Answers the unframable line after every owed answer; the connection closes once they are written.
-    private func finishWithFramingError(_ context: ChannelHandlerContext) {
+    func finishWithFramingError(_ context: ChannelHandlerContext) {
         guard let error = framingError else { return }
         framingError = nil
         blocked = true
@@ -199,7 +173,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func resumeReading(_ context: ChannelHandlerContext) {
+    func resumeReading(_ context: ChannelHandlerContext) {
         if readPending && !blocked && bursts.count - burstsHead < Self.maximumBurstsInFlight {
             readPending = false
             context.read()
@@ -208,7 +182,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Handling one line
 
-    private func handle(_ line: ByteBuffer, context: ChannelHandlerContext) {
+    func handle(_ line: ByteBuffer, context: ChannelHandlerContext) {
         let parsed = ClientRequest.parse(line)
         switch machine.receive(parsed) {
         case .publish(let publish):
@@ -263,7 +237,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func connected(to collection: ExarCore.Collection, context: ChannelHandlerContext) {
+    func connected(to collection: ExarCore.Collection, context: ChannelHandlerContext) {
         self.collection = collection
         machine.connected()
         var out = context.channel.allocator.buffer(capacity: 16)
@@ -273,7 +247,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// Answers wrong credentials late, reading nothing more from this connection meanwhile, and
     /// closes it after the last allowed failure: guessing costs time, and never another client's.
-    private func refuseLogin(afterMilliseconds delay: Int, close: Bool, context: ChannelHandlerContext) {
+    func refuseLogin(afterMilliseconds delay: Int, close: Bool, context: ChannelHandlerContext) {
         blocked = true
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
@@ -294,7 +268,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func finishConnect(_ name: String, _ result: Result<ExarCore.Collection, ExarError>) {
+    func finishConnect(_ name: String, _ result: Result<ExarCore.Collection, ExarError>) {
         guard let context else { return }
         switch result {
         case .success(let collection):
@@ -311,7 +285,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// A `Connect` or `Subscribe` is answered only after every earlier answer: if some are still
     /// owed, the line waits (and so do the lines after it).
-    private func waitForEarlierAnswers(_ line: ByteBuffer) -> Bool {
+    func waitForEarlierAnswers(_ line: ByteBuffer) -> Bool {
         submitBurst()
         writeFinishedAnswers()
         if burstsHead < bursts.count {
@@ -322,85 +296,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         return true
     }
 
-    /// Hands the gathered `Publish`es to the collection writer in one call.
-    private func submitBurst() {
-        guard !current.slots.isEmpty else { return }
-        let burst = current
-        current = spareBursts.popLast() ?? Burst()
-        bursts.append(burst)
-        guard !burst.lines.isEmpty, let collection else {
-            burst.done = true
-            return
-        }
-        batcher.add(burst, from: self, to: collection)
-    }
-
-    /// The events of `burst` are stored (or not, as `result` says): called by the batcher.
-    func burstStored(_ burst: Burst, _ result: PublishResult) {
-        burst.result = result
-        burst.done = true
-        // Let the read buffers go now, not when the answers are written.
-        burst.lines.removeAll(keepingCapacity: true)
-        burstFinished()
-    }
-
-    private func burstFinished() {
-        guard let context else { return }
-        writeFinishedAnswers()
-        flushIfNeeded(context)
-        if blocked && !closingAfterAnswers && !machine.isStreaming && burstsHead == bursts.count {
-            blocked = false
-            processWaitingLines(context)
-        }
-        resumeReading(context)
-    }
-
-    /// Writes the answers of finished bursts, oldest first, stopping at the first unfinished one.
-    private func writeFinishedAnswers() {
-        guard let context else { return }
-        guard burstsHead < bursts.count, bursts[burstsHead].done else { return }
-        // All finished bursts' answers in one buffer, kept for the next answers: once the socket
-        // has taken it, the buffer is ours alone again and is reused without allocating.
-        var out = answerBuffer.take() ?? context.channel.allocator.buffer(capacity: 256)
-        out.clear()
-        while burstsHead < bursts.count, bursts[burstsHead].done {
-            let burst = bursts[burstsHead]
-            var eventIndex = 0
-            for slot in burst.slots {
-                switch slot {
-                case .published:
-                    if let result = burst.result, eventIndex < result.storedCount {
-                        out.writePublished(id: result.firstId + UInt64(eventIndex))
-                    } else {
-                        out.writeError(clientFacing(burst.result?.error ?? .io(.other, "not stored")))
-                    }
-                    eventIndex += 1
-                case .error(let error):
-                    out.writeError(error)
-                }
-            }
-            burstsHead += 1
-            if spareBursts.count < Self.maximumBurstsInFlight {
-                burst.reset()
-                spareBursts.append(burst)
-            }
-        }
-        write(out, context)
-        answerBuffer = out.capacity <= 16 * 1024 ? out : nil  // a large one is not kept per connection
-        if burstsHead == bursts.count {
-            bursts.removeAll(keepingCapacity: true)
-            burstsHead = 0
-            if closingAfterAnswers {
-                let channel = context.channel
-                wroteSinceFlush = false
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-                    .whenComplete { _ in channel.close(promise: nil) }
-            }
-        }
-    }
-
     /// Handles lines that waited, until one blocks again.
-    private func processWaitingLines(_ context: ChannelHandlerContext) {
+    func processWaitingLines(_ context: ChannelHandlerContext) {
         while !blocked && waitingHead < waiting.count {
             let line = waiting[waitingHead]
             waitingHead += 1
@@ -418,66 +315,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
         writeFinishedAnswers()
         flushIfNeeded(context)
         resumeReading(context)
-    }
-
-    private func write(_ buffer: ByteBuffer, _ context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(buffer), promise: nil)
-        wroteSinceFlush = true
-    }
-
-    private func flushIfNeeded(_ context: ChannelHandlerContext) {
-        if wroteSinceFlush {
-            wroteSinceFlush = false
-            context.flush()
-        }
-    }
-
-    // MARK: Streaming (called on the event loop by the sink)
-
-    func writeStreamChunk(_ chunk: ByteBuffer) {
-        guard let context, let sink else { return }
-        let size = chunk.readableBytes
-        context.writeAndFlush(wrapOutboundOut(chunk), promise: nil)
-        sink.bytesInTransit.subtract(size, ordering: .relaxed)
-        if context.channel.isWritable { resumeStreamIfPaused() }
-    }
-
-    private func resumeStreamIfPaused() {
-        guard let sink, sink.pausedByDemand.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        subscription?.resume()
-    }
-
-    func streamEnded(_ end: SubscriptionEnd) {
-        guard let context else { return }
-        sink = nil
-        subscription = nil
-        machine.streamEnded()
-        var out = context.channel.allocator.buffer(capacity: 32)
-        switch end {
-        case .endOfStream:
-            out.writeEndOfEventStream()
-            write(out, context)
-            blocked = false
-            flushIfNeeded(context)
-            processWaitingLines(context)
-        case .closed:
-            out.writeError(.eventStream(.closed))
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
-        }
-    }
-}
-
-extension ConnectionHandler {
-    /// `error` as a client may see it: an I/O error's file paths are given relative to the data
-    /// folder (`orders/00000000000000000001.log`), so answers do not tell where the server keeps
-    /// its data.
-    func clientFacing(_ error: ExarError) -> ExarError {
-        guard case .io(let kind, let message) = error else { return error }
-        let folder = database.configuration.logsPath
-        guard !folder.isEmpty, message.contains(folder) else { return error }
-        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
-        return .io(kind, message.replacingOccurrences(of: prefix, with: "").replacingOccurrences(of: folder, with: "."))
     }
 }
 

@@ -1,0 +1,180 @@
+import ExarModel
+import Foundation
+
+/// The collection's writer thread: it writes the bursts queued for it (those not written in
+/// place), rolls segments, syncs as the policy says, and seals the active segment on close.
+extension CollectionLog {
+    /// Bytes reserved up front in each of the two pending buffers, so bursts do not regrow them.
+    static let pendingReserve = 1 << 20
+
+    func runWriter() {
+        var records: [UInt8] = []
+        records.reserveCapacity(Self.pendingReserve)
+        var bursts: [PendingBurst] = []
+        bursts.reserveCapacity(1024)
+        while true {
+            condition.lock()
+            while pendingBursts.isEmpty && !closing {
+                let since = unsyncedSince.load(ordering: .relaxed)
+                if since != 0, case .interval(let milliseconds) = configuration.sync {
+                    let dueIn = Double(milliseconds) / 1000 - Double(currentTimeMilliseconds() &- since) / 1000
+                    if dueIn <= 0 { break }
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: dueIn))
+                } else {
+                    condition.wait()
+                }
+            }
+            condition.unlock()
+            // Wait for a publisher writing in place, then take what is pending.
+            writeLock.lock()
+            condition.lock()
+            let stop = pendingBursts.isEmpty && closing
+            swap(&records, &pendingRecords)
+            swap(&bursts, &pendingBursts)
+            condition.unlock()
+
+            let outcome = bursts.isEmpty ? nil : write(records)
+            syncIfDue()
+            if !stop { writeLock.unlock() }  // else kept: nobody writes after the seal
+            if let outcome {
+                var before = 0
+                for burst in bursts {
+                    burst.completion(outcome.result(ofBurstAt: before, count: burst.count))
+                    before += burst.count
+                }
+                records.removeAll(keepingCapacity: true)
+                bursts.removeAll(keepingCapacity: true)
+            }
+            if stop { break }
+        }
+        defer { writeLock.unlock() }
+        active.commit()
+        active.seal()
+        do {
+            try active.sync()
+        } catch {
+            logHandler?(.error, "collection \(name): cannot sync on close: \(error)")
+        }
+        // The observers hold the scanners, which hold this log: let the cycle go.
+        commitObservers = []
+        lock.release()
+        condition.lock()
+        writerRunning = false
+        condition.unlock()
+    }
+
+    /// What one `write` stored: the first id and how many events, and why it stopped short.
+    struct WriteOutcome {
+        let firstId: UInt64
+        let written: Int
+        let failure: ExarError?
+
+        /// The result of the burst whose events start `offset` events into the write.
+        func result(ofBurstAt offset: Int, count: Int) -> PublishResult {
+            let stored = min(count, max(0, written - offset))
+            return PublishResult(firstId: firstId + UInt64(offset), storedCount: stored,
+                                 error: stored < count ? (failure ?? .io(.other, "not stored")) : nil)
+        }
+    }
+
+    /// Writes `records` as batches, commits, and syncs if asked; the callers complete the bursts
+    /// once they let `writeLock` go.
+    func write(_ records: [UInt8]) -> WriteOutcome {
+        let firstId = active.nextId
+        var failure: ExarError?
+        var written = 0
+        let compress = configuration.compression == .lz4
+        let batchLimit = Format.Batch.rawPayloadLimit(indexInterval: configuration.indexIntervalBytes)
+        records.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                if mustRoll || active.freePayloadBytes < Format.Record.headerSize {
+                    do throws(ExarError) {
+                        try roll()
+                    } catch {
+                        failure = error
+                        return
+                    }
+                }
+                let room = min(active.freePayloadBytes, batchLimit)
+                var end = offset
+                var count = 0
+                var firstTimestamp: UInt64 = 0
+                var lastTimestamp: UInt64 = 0
+                while end < raw.count {
+                    let tagsLength = Int(raw.baseAddress!.loadLE(at: end + 8, as: UInt32.self))
+                    let dataLength = Int(raw.baseAddress!.loadLE(at: end + 12, as: UInt32.self))
+                    let size = RecordWalk.encodedSize(tags: tagsLength, data: dataLength)
+                    let fits = count == 0 ? size <= active.freePayloadBytes : end - offset + size <= room
+                    if !fits { break }
+                    lastTimestamp = raw.baseAddress!.loadLE(at: end, as: UInt64.self)
+                    if count == 0 { firstTimestamp = lastTimestamp }
+                    end += size
+                    count += 1
+                }
+                if count == 0 {
+                    // Not even one event fits in what is left of this segment.
+                    mustRoll = true
+                    continue
+                }
+                active.append(records: UnsafeRawBufferPointer(rebasing: raw[offset..<end]), count: count,
+                              firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, compress: compress)
+                offset = end
+                written += count
+            }
+        }
+        active.commit()
+        if written > 0 {
+            lastCommittedId.store(active.nextId - 1, ordering: .releasing)
+            for observer in commitObservers { observer() }
+            switch configuration.sync {
+            case .always:
+                do {
+                    try active.sync()
+                } catch {
+                    failure = failure ?? error
+                    written = 0
+                }
+            case .interval:
+                if unsyncedSince.load(ordering: .relaxed) == 0 { unsyncedSince.store(currentTimeMilliseconds(), ordering: .relaxed) }
+            case .none:
+                break
+            }
+        }
+        if let failure {
+            logHandler?(.error, "collection \(name): publishing failed after \(written) events: \(failure)")
+        }
+        return WriteOutcome(firstId: firstId, written: written, failure: failure)
+    }
+
+    /// Seals the active segment and starts a new one after it.
+    func roll() throws(ExarError) {
+        if !active.isSealed.load(ordering: .relaxed) {
+            active.commit()
+            active.seal()
+            if configuration.sync != .none {
+                try active.sync()
+            }
+            active.releaseDescriptors()
+        }
+        mustRoll = true
+        let next = try Segment.create(directory: directory, baseId: active.nextId, size: configuration.segmentSize,
+                                      indexInterval: configuration.indexIntervalBytes)
+        segmentList.withLock { $0.append(next) }
+        active = next
+        mustRoll = false
+    }
+
+    func syncIfDue() {
+        let since = unsyncedSince.load(ordering: .relaxed)
+        guard since != 0, case .interval(let milliseconds) = configuration.sync,
+            currentTimeMilliseconds() &- since >= UInt64(milliseconds)
+        else { return }
+        do {
+            try active.sync()
+            unsyncedSince.store(0, ordering: .relaxed)
+        } catch {
+            logHandler?(.error, "collection \(name): interval sync failed: \(error)")
+        }
+    }
+}
