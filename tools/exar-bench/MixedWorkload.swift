@@ -4,7 +4,6 @@ import ExarNet
 import Foundation
 import Histogram
 import NIOCore
-import NIOPosix
 import Synchronization
 
 /// Set once the publishers are done; the catch-up readers stop after their current pass.
@@ -45,36 +44,27 @@ struct MixedWorkload: AsyncParsableCommand {
         let meter = ProgressMeter.make("exar-db mixed  ", total: events, enabled: !target.json)
         let events = self.events, subscribers = self.subscribers, readers = self.readers, target = self.target
         let (publish, live, catchUp) = try await withServer(target) { host, port in
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { group.shutdownGracefully { _ in } }
-            let connect = target.connectLine(collection)
+            let connect = Array(target.connectLine(collection).readableBytesView)
             // Live subscribers first, from the start, each until it has every event.
-            var liveFutures: [EventLoopFuture<(events: Int, bytes: Int, nanoseconds: UInt64)>] = []
             var liveLine = ByteBuffer()
             liveLine.writeSubscribe(Query(live: true, offset: 0, limit: UInt64(events)))
-            let subscribeLive = liveLine
-            for _ in 0..<subscribers {
-                let done = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
-                liveFutures.append(done.futureResult)
-                try await connectDriver(host: host, port: port, group: group) {
-                    SubscriptionDriver<EventCount>(connectLine: connect, subscribeLine: subscribeLive, done: done)
-                }
-            }
+            let live = try await startLiveSessions(
+                host: host, port: port,
+                sessions: Array(repeating: ExarLiveSession(connect: connect, subscribe: Array(liveLine.readableBytesView)),
+                                count: subscribers),
+                progress: nil)
             let finished = DoneFlag()
             let started = monotonicNanoseconds()
             // Catch-up readers: whole-collection reads, one after another, while publishing lasts.
+            var allLine = ByteBuffer()
+            allLine.writeSubscribe(Query(live: false, offset: 0))
+            let subscribeAll = Array(allLine.readableBytesView)
             let reading = (0..<readers).map { _ in
                 Task { () throws -> (events: Int, bytes: Int) in
                     var total = (events: 0, bytes: 0)
-                    var allLine = ByteBuffer()
-                    allLine.writeSubscribe(Query(live: false, offset: 0))
-                    let subscribeAll = allLine
                     while !finished.isSet {
-                        let done = group.next().makePromise(of: (events: Int, bytes: Int, nanoseconds: UInt64).self)
-                        try await connectDriver(host: host, port: port, group: group) {
-                            SubscriptionDriver<EventCount>(connectLine: connect, subscribeLine: subscribeAll, done: done)
-                        }
-                        let pass = try await done.futureResult.get()
+                        let pass = try await runExarCatchUp(host: host, port: port, connect: connect, subscribe: subscribeAll,
+                                                            progress: nil)
                         total.events += pass.events
                         total.bytes += pass.bytes
                     }
@@ -98,7 +88,7 @@ struct MixedWorkload: AsyncParsableCommand {
             }
             let readSeconds = Double(monotonicNanoseconds() - started) / 1e9
             var delivered = 0
-            for future in liveFutures { delivered += try await future.get().events }
+            for session in try await live.value { delivered += session.delivered }
             let liveSeconds = Double(monotonicNanoseconds() - started) / 1e9
             return (published, (delivered, liveSeconds), (read.events, read.bytes, readSeconds))
         }
