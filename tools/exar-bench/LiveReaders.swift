@@ -176,18 +176,7 @@ private func runLiveSessions<Session: LiveSession>(
             announced = true
             whenReady()
         }
-        let ready = poll(&polled, nfds_t(polled.count), 1000)
-        if ready < 0 {
-            if errno == EINTR { continue }
-            throw BenchError("poll: \(errnoText())")
-        }
-        if ready == 0 {
-            if monotonicNanoseconds() - idleSince > 30_000_000_000 {
-                throw BenchError("no event for 30 s")
-            }
-            continue
-        }
-        idleSince = monotonicNanoseconds()
+        guard try pollOnce(&polled, idleSince: &idleSince, stalled: "no event for 30 s") else { continue }
         for number in polled.indices where polled[number].revents != 0 {
             polled[number].revents = 0
             let now = monotonicNanoseconds()

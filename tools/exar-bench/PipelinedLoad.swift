@@ -174,18 +174,8 @@ private struct PipelinedLoad {
         var remaining = connections.count
         var idleSince = monotonicNanoseconds()
         while remaining > 0 {
-            let ready = poll(&polled, nfds_t(polled.count), 1000)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("poll: \(errnoText())")
-            }
-            if ready == 0 {
-                if monotonicNanoseconds() - idleSince > 30_000_000_000 {
-                    throw BenchError("no answer for 30 s (\(remaining) connections unfinished)")
-                }
-                continue
-            }
-            idleSince = monotonicNanoseconds()
+            guard try pollOnce(&polled, idleSince: &idleSince,
+                               stalled: "no answer for 30 s (\(remaining) connections unfinished)") else { continue }
             for number in polled.indices where polled[number].revents != 0 {
                 let events = Int32(polled[number].revents)
                 polled[number].revents = 0
@@ -249,6 +239,22 @@ private struct PipelinedLoad {
     private mutating func watchWritable(_ number: Int, _ wanted: Bool) {
         polled[number].events = Int16(wanted ? POLLIN | POLLOUT : POLLIN)
     }
+}
+
+/// Waits up to a second for any of `polled` to be ready; returns whether one is. Throws on a
+/// `poll` error, or when nothing was ready for 30 s since `idleSince` (`stalled` says what).
+func pollOnce(_ polled: inout [pollfd], idleSince: inout UInt64, stalled: @autoclosure () -> String) throws(BenchError) -> Bool {
+    let ready = poll(&polled, nfds_t(polled.count), 1000)
+    if ready < 0 {
+        if errno == EINTR { return false }
+        throw BenchError("poll: \(errnoText())")
+    }
+    if ready == 0 {
+        if monotonicNanoseconds() - idleSince > 30_000_000_000 { throw BenchError(stalled()) }
+        return false
+    }
+    idleSince = monotonicNanoseconds()
+    return true
 }
 
 /// A connected TCP socket with `TCP_NODELAY`, non-blocking unless asked.
