@@ -10,11 +10,16 @@ cc -O2 -o "$loadgen" Benchmarks/loadgen/exar-load.c -lpthread
 run() {
     local bin=$1 label=$2 dir port pid
     dir=$(mktemp -d)
-    port=$((40000 + RANDOM % 20000))
-    printf '[database]\nlogs_path = "%s/data"\n[server]\nport = %d\n' "$dir" "$port" > "$dir/c.toml"
+    # Port 0: the server picks a free one and logs it.
+    printf 'log4rs_path = "%s/none.toml"\n[database]\nlogs_path = "%s/data"\n[server]\nport = 0\n' "$dir" "$dir" > "$dir/c.toml"
     "$bin" --config="$dir/c.toml" > "$dir/out.log" 2>&1 &
     pid=$!
-    for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    port=""
+    for _ in $(seq 100); do
+        port=$(grep -o 'listening on .*:[0-9]*' "$dir/out.log" | grep -o '[0-9]*$' || true)
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
     rate() { "$loadgen" 127.0.0.1 "$port" "$@" 100 | grep -o 'events_per_second=[0-9]*' | cut -d= -f2; }
     local a b c
     a=$(rate 50 16 20000); b=$(rate 1 16 200000); c=$(rate 50 1 4000)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Compares two exar-db binaries by the server's CPU time per event (user + system, from
+# /proc/PID/stat) and events/s under exar-bench, alternating A and B on fresh data folders, so
+# that both see the same machine (it is noisy: quote medians). docs/BENCHMARKS.md, "Publish
+# path, second pass", was measured this way.
+#   Benchmarks/ab-cpu.sh OLD_EXAR_DB NEW_EXAR_DB ROUNDS "C P N" ["C P N" ...]
+#   e.g. Benchmarks/ab-cpu.sh /tmp/exar-db-old .build/release/exar-db 4 "50 16 1000000" "50 1 300000"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 4 ] || { echo "usage: $0 OLD_EXAR_DB NEW_EXAR_DB ROUNDS \"C P N\" ..." >&2; exit 2; }
+old=$1 new=$2 rounds=$3
+shift 3
+swift build -c release --product exar-bench >/dev/null
+bench=.build/release/exar-bench
+ticks=$(getconf CLK_TCK)
+
+# Starts BINARY on a fresh folder and a port it picks; prints "PID PORT FOLDER".
+start() {
+    local binary=$1 folder port pid
+    folder=$(mktemp -d)
+    printf 'log4rs_path = "%s/none.toml"\n[database]\nlogs_path = "%s/data"\n[server]\nport = 0\n' \
+        "$folder" "$folder" > "$folder/exar-db.toml"
+    "$binary" --config="$folder/exar-db.toml" > "$folder/out.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        port=$(grep -o 'listening on .*:[0-9]*' "$folder/out.log" | grep -o '[0-9]*$' || true)
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "exar-db did not start: $(cat "$folder/out.log")" >&2; exit 1; }
+    echo "$pid $port $folder"
+}
+
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One run: "events/s p99 us/event".
+run() {
+    local binary=$1 connections=$2 pipeline=$3 events=$4 pid port folder before after rate
+    read -r pid port folder < <(start "$binary")
+    before=$(cpu "$pid")
+    rate=$("$bench" publish -c "$connections" -p "$pipeline" -n "$events" --port "$port" --json |
+        grep -o '"events_per_second":[0-9.]*' | cut -d: -f2)
+    after=$(cpu "$pid")
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    rm -rf "$folder"
+    awk -v r="$rate" -v b="$before" -v a="$after" -v n="$events" -v t="$ticks" \
+        'BEGIN { printf "%.0f/s  %.2f us/event", r, (a - b) / t * 1e6 / n }'
+}
+
+for _ in $(seq "$rounds"); do
+    for load in "$@"; do
+        read -r connections pipeline events <<< "$load"
+        echo "$connections x $pipeline ($events):  A $(run "$old" "$connections" "$pipeline" "$events")   B $(run "$new" "$connections" "$pipeline" "$events")"
+    done
+done
