@@ -20,9 +20,10 @@ tsan: setup
 
 # The same suites under the address (and leak) sanitizer.
 # scripts/lsan.supp and asan.supp name the third-party faults it tolerates; child processes inherit them.
+# Linked with lld: gold warns about every ASan check symbol it cannot export.
 asan: setup
 	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp ASAN_OPTIONS=suppressions=$(CURDIR)/scripts/asan.supp \
-		swift test --disable-xctest --sanitize=address --scratch-path .build-asan
+		swift test --disable-xctest --sanitize=address --scratch-path .build-asan -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
 
 # The libFuzzer targets (Fuzz/), built with the fuzzer and address sanitizers, each run for
 # FUZZ_SECONDS from the committed corpus; a finding fails and is left in .fuzz-findings/.
