@@ -14,29 +14,14 @@ swift build -c release --product exar-bench >/dev/null
 bench=.build/release/exar-bench
 ticks=$(getconf CLK_TCK)
 
-# Starts BINARY on a fresh folder and a port it picks; prints "PID PORT FOLDER".
-start() {
-    local binary=$1 folder port pid
-    folder=$(mktemp -d)
-    printf 'log4rs_path = "%s/none.toml"\n[database]\nlogs_path = "%s/data"\n[server]\nport = 0\n' \
-        "$folder" "$folder" > "$folder/exar-db.toml"
-    "$binary" --config="$folder/exar-db.toml" > "$folder/out.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-        port=$(grep -o 'listening on .*:[0-9]*' "$folder/out.log" | grep -o '[0-9]*$' || true)
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || { echo "exar-db did not start: $(cat "$folder/out.log")" >&2; exit 1; }
-    echo "$pid $port $folder"
-}
+. Benchmarks/start-server.sh
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One run: "events/s p99 us/event".
 run() {
     local binary=$1 connections=$2 pipeline=$3 events=$4 pid port folder before after rate
-    read -r pid port folder < <(start "$binary")
+    read -r pid port folder < <(start_server "$binary")
     before=$(cpu "$pid")
     rate=$("$bench" publish -c "$connections" -p "$pipeline" -n "$events" --port "$port" --json |
         grep -o '"events_per_second":[0-9.]*' | cut -d: -f2)

@@ -7,19 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 loadgen=.build/exar-load
 cc -O2 -o "$loadgen" Benchmarks/loadgen/exar-load.c -lpthread
+. Benchmarks/start-server.sh
 run() {
     local bin=$1 label=$2 dir port pid
-    dir=$(mktemp -d)
-    # Port 0: the server picks a free one and logs it.
-    printf 'log4rs_path = "%s/none.toml"\n[database]\nlogs_path = "%s/data"\n[server]\nport = 0\n' "$dir" "$dir" > "$dir/c.toml"
-    "$bin" --config="$dir/c.toml" > "$dir/out.log" 2>&1 &
-    pid=$!
-    port=""
-    for _ in $(seq 100); do
-        port=$(grep -o 'listening on .*:[0-9]*' "$dir/out.log" | grep -o '[0-9]*$' || true)
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
+    read -r pid port dir < <(start_server "$bin")
     rate() { "$loadgen" 127.0.0.1 "$port" "$@" 100 | grep -o 'events_per_second=[0-9]*' | cut -d= -f2; }
     local a b c
     a=$(rate 50 16 20000); b=$(rate 1 16 200000); c=$(rate 50 1 4000)

@@ -4,16 +4,9 @@ import Testing
 /// Runs the real `exar-bench` binary: it starts its own exar-db (built beside it) and loads it.
 @Suite(.serialized) struct BenchToolTests {
     private func bench(_ arguments: [String]) throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = productsFolder.appendingPathComponent("exar-bench")
-        process.arguments = arguments + ["--json"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let run = try runProduct("exar-bench", arguments + ["--json"])
+        #expect(run.status == 0, "\(run.error)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
     }
 
     @Test func publishWorkloadReportsThroughputAndLatencies() throws {
@@ -26,21 +19,6 @@ import Testing
         #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["p99"]! && latency["p99"]! <= latency["max"]!)
     }
 
-    private func runBench(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = productsFolder.appendingPathComponent("exar-bench")
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        let complaint = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: printed, as: UTF8.self), String(decoding: complaint, as: UTF8.self))
-    }
-
     /// Against a server it did not start: exactly the asked events are stored, in id order from 1;
     /// a refused `Connect` fails the run with the server's answer.
     @Test func publishAgainstARunningServerStoresExactlyTheEventsAsked() async throws {
@@ -50,7 +28,7 @@ import Testing
             server.stop()
             server.removeFiles()
         }
-        let run = try runBench(["publish", "--port", "\(server.port)", "--collection", "b", "-n", "5003", "-c", "4", "-p", "5",
+        let run = try runProduct("exar-bench", ["publish", "--port", "\(server.port)", "--collection", "b", "-n", "5003", "-c", "4", "-p", "5",
                                 "-s", "20", "--json"])
         #expect(run.status == 0, "\(run.error)")
         let events = try #require(try readAllEvents(port: server.port, collection: "b"))
@@ -63,7 +41,7 @@ import Testing
             guarded.stop()
             guarded.removeFiles()
         }
-        let refused = try runBench(["publish", "--port", "\(guarded.port)", "-n", "100", "-c", "1", "-p", "1"])
+        let refused = try runProduct("exar-bench", ["publish", "--port", "\(guarded.port)", "-n", "100", "-c", "1", "-p", "1"])
         #expect(refused.status != 0)
         #expect(refused.error.contains("connect answered: Error"), "\(refused.error)")
     }

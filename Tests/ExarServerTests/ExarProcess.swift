@@ -25,11 +25,10 @@ func freeLoopbackPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Runs the real `exar-inspect` binary; returns its exit status, standard error and output.
-@discardableResult
-func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, output: String) {
+/// Runs one of the package's executables; returns its exit status, standard output and error.
+func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL = productsFolder.appendingPathComponent("exar-inspect")
+    process.executableURL = productsFolder.appendingPathComponent(name)
     process.arguments = arguments
     let error = Pipe()
     let output = Pipe()
@@ -39,7 +38,14 @@ func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, 
     let printed = output.fileHandleForReading.readDataToEndOfFile()
     let text = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: text, as: UTF8.self), String(decoding: printed, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: printed, as: UTF8.self), String(decoding: text, as: UTF8.self))
+}
+
+/// Runs the real `exar-inspect` binary; returns its exit status, standard error and output.
+@discardableResult
+func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, output: String) {
+    let run = try runProduct("exar-inspect", arguments)
+    return (run.status, run.error, run.output)
 }
 
 /// The real `exar-db` executable run on a folder of its own: `exar-db.toml`, `log4rs.toml`

@@ -49,10 +49,10 @@ struct ExarLiveSession: LiveSession {
     mutating func take(_ line: UnsafeRawBufferPointer, at now: UInt64) throws(BenchError) -> [UInt8] {
         switch state {
         case 0:
-            guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(lineText(line))") }
+            guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(excerpt(line))") }
             state = 1
         case 1:
-            guard line.elementsEqual("Subscribed".utf8) else { throw BenchError("subscribe answered: \(lineText(line))") }
+            guard line.elementsEqual("Subscribed".utf8) else { throw BenchError("subscribe answered: \(excerpt(line))") }
             state = 2
         default:
             if line.starts(with: "Event\t".utf8) {
@@ -72,7 +72,7 @@ struct ExarLiveSession: LiveSession {
             } else if line.elementsEqual("EndOfEventStream".utf8) {
                 state = 3
             } else {
-                throw BenchError("subscription answered: \(lineText(line))")
+                throw BenchError("subscription answered: \(excerpt(line))")
             }
         }
         return []
@@ -87,7 +87,6 @@ struct RedisLiveSession: LiveSession {
     let opening: [UInt8]
     private var headerLinesLeft = 5  // *1, *2, $<n>, <key>, *<count>
     private var walk = RespEntryWalk()
-    private var lastId: [UInt8] = []
     private(set) var delivered = 0
     private(set) var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
 
@@ -107,31 +106,25 @@ struct RedisLiveSession: LiveSession {
 
     mutating func take(_ line: UnsafeRawBufferPointer, at now: UInt64) throws(BenchError) -> [UInt8] {
         if headerLinesLeft > 0 {
-            guard line.first != UInt8(ascii: "-") else { throw BenchError("redis answered: \(lineText(line))") }
+            guard line.first != UInt8(ascii: "-") else { throw BenchError("redis answered: \(excerpt(line))") }
             headerLinesLeft -= 1
             if headerLinesLeft == 0 {
-                walk.start(entries: Int(lineText(line.dropFirst())) ?? 0)
+                walk.start(entries: Int(excerpt(line.dropFirst())) ?? 0)
                 if walk.isDone { return nextRequest() }
             }
             return []
         }
-        switch walk.take() {
-        case .id:
-            lastId.removeAll(keepingCapacity: true)
-            lastId.append(contentsOf: line)
-        case .payload:
+        if walk.take(line) == .payload {
             delivered += 1
             let sent = sendTime(line)
             if sent > 0 && now > sent { latency.record(now - sent) }
-        case .other:
-            break
         }
         return walk.isDone && !isComplete ? nextRequest() : []
     }
 
     private mutating func nextRequest() -> [UInt8] {
         headerLinesLeft = 5
-        return Self.request(key: key, after: lastId.isEmpty ? "0-0" : String(decoding: lastId, as: UTF8.self))
+        return Self.request(key: key, after: walk.lastId.isEmpty ? "0-0" : String(decoding: walk.lastId, as: UTF8.self))
     }
 }
 
@@ -194,6 +187,3 @@ private func runLiveSessions<Session: LiveSession>(
     return sessions
 }
 
-private func lineText(_ bytes: some Collection<UInt8>) -> String {
-    String(decoding: bytes.prefix(200), as: UTF8.self)
-}

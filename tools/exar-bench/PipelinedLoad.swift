@@ -25,17 +25,17 @@ enum AnswerFormat: Sendable {
             switch self {
             case .exar:
                 if !connected {
-                    guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(text(line))") }
+                    guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(excerpt(line))") }
                     connected = true
                 } else {
-                    guard line.starts(with: "Published\t".utf8) else { throw BenchError("publish answered: \(text(line))") }
+                    guard line.starts(with: "Published\t".utf8) else { throw BenchError("publish answered: \(excerpt(line))") }
                     answers += 1
                 }
                 position = lineEnd + 1
             case .redis:
                 // "$<length>\r\n<id>\r\n"; an error is "-<message>\r\n".
                 guard line.first == UInt8(ascii: "$"), let length = Self.bulkLength(line) else {
-                    throw BenchError("redis answered: \(text(line))")
+                    throw BenchError("redis answered: \(excerpt(line))")
                 }
                 let end = lineEnd + 1 + length + 2
                 guard end <= bytes.count else { return (answers, position) }
@@ -59,9 +59,6 @@ enum AnswerFormat: Sendable {
         return digits > 0 ? length : nil
     }
 
-    private func text(_ bytes: some Collection<UInt8>) -> String {
-        String(decoding: bytes.prefix(200), as: UTF8.self)
-    }
 }
 
 /// A publish load driven like a C client: one thread, non-blocking sockets and `poll`, requests

@@ -50,11 +50,14 @@ func respCommand(_ parts: [String]) -> ByteBuffer {
 }
 
 /// Walks the stream entries of an `XRANGE` or `XREAD` reply line by line: each entry is 8 RESP
-/// lines (`*2`, `$<n>`, `<id>`, `*2`, `$4`, `data`, `$<n>`, `<payload>`).
+/// lines (`*2`, `$<n>`, `<id>`, `*2`, `$4`, `data`, `$<n>`, `<payload>`). Keeps the id of the last
+/// entry seen, where the next page or read starts.
 struct RespEntryWalk {
     enum Line { case other, id, payload }
     private(set) var linesLeft = 0
     private var lineInEntry = 0
+    /// The id of the last entry taken (empty before the first); kept across `start`s.
+    private(set) var lastId: [UInt8] = []
 
     /// Starts on the lines of `entries` entries (the count of the `*<count>` header line).
     mutating func start(entries: Int) {
@@ -65,12 +68,16 @@ struct RespEntryWalk {
     /// Every line of the announced entries was taken.
     var isDone: Bool { linesLeft == 0 }
 
-    /// Takes the next line: an entry's id, its payload (the entry's last line) or another line.
-    mutating func take() -> Line {
+    /// Takes the next line: an entry's id (then kept as `lastId`), its payload (the entry's last
+    /// line) or another line.
+    mutating func take(_ line: UnsafeRawBufferPointer) -> Line {
         linesLeft -= 1
         lineInEntry += 1
         switch lineInEntry {
-        case 3: return .id
+        case 3:
+            lastId.removeAll(keepingCapacity: true)
+            lastId.append(contentsOf: line)
+            return .id
         case 8:
             lineInEntry = 0
             return .payload

@@ -123,7 +123,7 @@ func runExarCatchUp(host: String, port: Int, connect: [UInt8], subscribe: [UInt8
         var reader = LineReader(fd: fd)
         try reader.send(connect)
         try reader.forEachLine { (line) throws(BenchError) in
-            guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(text(line))") }
+            guard line.elementsEqual("Connected".utf8) else { throw BenchError("connect answered: \(excerpt(line))") }
             return false
         }
         let started = monotonicNanoseconds()
@@ -142,7 +142,7 @@ func runExarCatchUp(host: String, port: Int, connect: [UInt8], subscribe: [UInt8
                 subscribed = true
                 return true
             }
-            guard line.elementsEqual("EndOfEventStream".utf8) else { throw BenchError("subscription answered: \(text(line))") }
+            guard line.elementsEqual("EndOfEventStream".utf8) else { throw BenchError("subscription answered: \(excerpt(line))") }
             return false
         }
         return (events, bytes, monotonicNanoseconds() - started)
@@ -159,32 +159,23 @@ func runRedisXRange(port: Int, key: String) async throws -> (events: Int, bytes:
         var reader = LineReader(fd: fd)
         var events = 0
         var bytes = 0
-        var lastId: [UInt8] = []
+        var walk = RespEntryWalk()
         let started = monotonicNanoseconds()
         while true {
-            let from = lastId.isEmpty ? "-" : "(" + String(decoding: lastId, as: UTF8.self)
+            let from = walk.lastId.isEmpty ? "-" : "(" + String(decoding: walk.lastId, as: UTF8.self)
             try reader.send(Array(respCommand(["XRANGE", key, from, "+", "COUNT", String(page)]).readableBytesView))
             var entries = -1
-            var walk = RespEntryWalk()
             try reader.forEachLine { (line) throws(BenchError) in
                 bytes += line.count + 2
                 if entries < 0 {
-                    guard line.first == UInt8(ascii: "*"), let count = Int(text(line.dropFirst())) else {
-                        throw BenchError("redis answered: \(text(line))")
+                    guard line.first == UInt8(ascii: "*"), let count = Int(excerpt(line.dropFirst())) else {
+                        throw BenchError("redis answered: \(excerpt(line))")
                     }
                     entries = count
                     walk.start(entries: count)
                     return !walk.isDone
                 }
-                switch walk.take() {
-                case .id:
-                    lastId.removeAll(keepingCapacity: true)
-                    lastId.append(contentsOf: line)
-                case .payload:
-                    events += 1
-                case .other:
-                    break
-                }
+                if walk.take(line) == .payload { events += 1 }
                 return !walk.isDone
             }
             if entries < page { break }
@@ -193,6 +184,7 @@ func runRedisXRange(port: Int, key: String) async throws -> (events: Int, bytes:
     }
 }
 
-private func text(_ bytes: some Collection<UInt8>) -> String {
+/// The start of a line received, for an error message.
+func excerpt(_ bytes: some Collection<UInt8>) -> String {
     String(decoding: bytes.prefix(200), as: UTF8.self)
 }
