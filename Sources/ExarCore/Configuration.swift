@@ -55,6 +55,9 @@ public struct CollectionConfiguration: Sendable, Equatable {
     public var scanners: ScannerConfiguration
     /// How subscriptions are spread over the scanners (`routing_strategy`).
     public var routingStrategy: RoutingStrategy
+    /// The folder that holds this collection's folder (`logs_path` of a collection's table);
+    /// `nil`: the database's `logs_path`.
+    public var logsPath: String?
 
     /// The smallest accepted segment size.
     public static let minimumSegmentSize = 4096
@@ -65,7 +68,7 @@ public struct CollectionConfiguration: Sendable, Equatable {
     public init(
         segmentSize: Int = 64 * 1024 * 1024, indexIntervalBytes: Int = 4096, compression: Compression = .none,
         sync: SyncPolicy = .none, scanners: ScannerConfiguration = ScannerConfiguration(),
-        routingStrategy: RoutingStrategy = .roundRobin
+        routingStrategy: RoutingStrategy = .roundRobin, logsPath: String? = nil
     ) {
         self.segmentSize = segmentSize
         self.indexIntervalBytes = indexIntervalBytes
@@ -73,6 +76,7 @@ public struct CollectionConfiguration: Sendable, Equatable {
         self.sync = sync
         self.scanners = scanners
         self.routingStrategy = routingStrategy
+        self.logsPath = logsPath
     }
 
     /// Checks every value; the error names the setting.
@@ -140,5 +144,11 @@ public struct DatabaseConfiguration: Sendable {
     /// The settings of the collection `name`.
     public func configuration(forCollection name: String) -> CollectionConfiguration {
         collections[name] ?? defaults
+    }
+
+    /// The folder of the collection `name`: `<logs_path>/<name>`, with the collection's own
+    /// `logs_path` when it has one.
+    public func directory(forCollection name: String) -> String {
+        (configuration(forCollection: name).logsPath ?? logsPath) + "/" + name
     }
 }

@@ -1,14 +1,29 @@
 import ExarModel
+import Foundation
 import Synchronization
 
 /// An Exar database: a folder (`logs_path`) of collections, each opened on first use.
+///
+/// Opening a collection (which may recover it from disk) and dropping one happen outside the
+/// map's lock: a caller that wants another collection, or asks with ``openCollection(_:)``
+/// whether one is open, never waits for that disk work. Callers of the same name wait for it.
 public final class Database: Sendable {
     /// The settings the database was opened with.
     public let configuration: DatabaseConfiguration
-    private let collections = Locked<[String: Collection]>([:])
+    private let state = Locked<State>(State())
     private let closed = Atomic<Bool>(false)
 
-    /// Opens (creating if needed) the database folder.
+    private struct State {
+        var open: [String: Collection] = [:]
+        /// Names being opened or dropped right now; callers of such a name wait for its gate.
+        var busy: [String: Gate] = [:]
+    }
+
+    /// The prefix of a dropped collection's folder while it is deleted; no collection name starts with it.
+    static let droppedPrefix = ".exar-dropped-"
+
+    /// Opens (creating if needed) the database folder, and finishes deleting the folders of
+    /// collections whose drop a crash interrupted.
     /// - Throws: ``ExarError/io(_:_:)`` when the folder cannot be created or a setting is invalid.
     public init(configuration: DatabaseConfiguration) throws(ExarError) {
         try configuration.defaults.validate()
@@ -17,6 +32,15 @@ public final class Database: Sendable {
         }
         try FileSystem.createDirectories(configuration.logsPath)
         self.configuration = configuration
+        var folders = Set([configuration.logsPath])
+        for (_, collection) in configuration.collections {
+            if let path = collection.logsPath { folders.insert(path) }
+        }
+        for folder in folders {
+            for name in (try? FileSystem.contents(of: folder)) ?? [] where name.hasPrefix(Self.droppedPrefix) {
+                try? FileManager.default.removeItem(atPath: folder + "/" + name)
+            }
+        }
     }
 
     deinit {
@@ -28,29 +52,105 @@ public final class Database: Sendable {
     ///   error when its files cannot be opened.
     public func collection(_ name: String) throws(ExarError) -> Collection {
         try Self.validateName(name)
-        return try collections.withLock { (open: inout [String: Collection]) throws(ExarError) -> Collection in
-            if closed.load(ordering: .acquiring) {
-                throw .io(.notConnected, "database is closed")
+        while true {
+            enum Step { case found(Collection), wait(Gate), open(Gate) }
+            let step = try state.withLock { (state: inout State) throws(ExarError) -> Step in
+                if closed.load(ordering: .acquiring) {
+                    throw .io(.notConnected, "database is closed")
+                }
+                if let collection = state.open[name] { return .found(collection) }
+                if let gate = state.busy[name] { return .wait(gate) }
+                let gate = Gate()
+                state.busy[name] = gate
+                return .open(gate)
             }
-            if let collection = open[name] { return collection }
-            let collection = try Collection(
-                name: name, directory: configuration.logsPath + "/" + name,
-                configuration: configuration.configuration(forCollection: name),
-                logHandler: configuration.logHandler)
-            open[name] = collection
-            return collection
+            switch step {
+            case .found(let collection):
+                return collection
+            case .wait(let gate):
+                gate.wait()
+            case .open(let gate):
+                let result = Result { () throws(ExarError) -> Collection in
+                    try Collection(
+                        name: name, directory: configuration.directory(forCollection: name),
+                        configuration: configuration.configuration(forCollection: name),
+                        logHandler: configuration.logHandler)
+                }
+                let lateClose = state.withLock { state -> Bool in
+                    state.busy[name] = nil
+                    guard case .success(let collection) = result else { return false }
+                    if closed.load(ordering: .acquiring) { return true }
+                    state.open[name] = collection
+                    return false
+                }
+                gate.open()
+                let collection = try result.get()
+                if lateClose {
+                    collection.close()
+                    throw .io(.notConnected, "database is closed")
+                }
+                return collection
+            }
         }
     }
 
     /// The collection `name` if it is already open (never opens or creates one, never waits for disk).
     public func openCollection(_ name: String) -> Collection? {
-        collections.withLock { $0[name] }
+        state.withLock { $0.open[name] }
+    }
+
+    /// The names of the open collections.
+    public var openCollectionNames: [String] {
+        state.withLock { Array($0.open.keys) }
+    }
+
+    /// Deletes the collection `name`, open or not: its publishes still queued are written (and
+    /// answered), then its subscriptions end with ``SubscriptionEnd/endOfStream``, its threads
+    /// stop and its folder is deleted. The folder is first renamed, so a crash leaves either the
+    /// whole collection or none of it; a later ``collection(_:)`` starts again at id 1.
+    /// Blocks until done: call it off an event loop.
+    /// - Throws: ``ExarError/connection(_:)`` for an invalid name, an I/O error when the folder
+    ///   cannot be renamed.
+    public func drop(_ name: String) throws(ExarError) {
+        try Self.validateName(name)
+        let gate: Gate
+        let collection: Collection?
+        while true {
+            enum Step { case wait(Gate), drop(Gate, Collection?) }
+            let step = try state.withLock { (state: inout State) throws(ExarError) -> Step in
+                if closed.load(ordering: .acquiring) {
+                    throw .io(.notConnected, "database is closed")
+                }
+                if let busy = state.busy[name] { return .wait(busy) }
+                let gate = Gate()
+                state.busy[name] = gate
+                return .drop(gate, state.open.removeValue(forKey: name))
+            }
+            if case .drop(let taken, let open) = step {
+                gate = taken
+                collection = open
+                break
+            }
+            if case .wait(let busy) = step { busy.wait() }
+        }
+        defer {
+            state.withLock { $0.busy[name] = nil }
+            gate.open()
+        }
+        collection?.drop()
+        let directory = configuration.directory(forCollection: name)
+        guard FileManager.default.fileExists(atPath: directory) else { return }
+        let parent = (directory as NSString).deletingLastPathComponent
+        let tombstone = parent + "/" + Self.droppedPrefix + name + "-" + UUID().uuidString
+        try FileSystem.rename(directory, to: tombstone)
+        FileSystem.syncDirectory(parent)
+        try? FileManager.default.removeItem(atPath: tombstone)
     }
 
     /// Closes every collection: pending publishes are written, segments sealed, subscriptions ended.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let open = collections.withLock { $0 }
+        let open = state.withLock { $0.open }
         for collection in open.values {
             collection.close()
         }
@@ -69,8 +169,30 @@ public final class Database: Sendable {
         if name == "." || name == ".." {
             throw .connection("collection name must not be . or ..")
         }
+        if name.hasPrefix(droppedPrefix) {
+            throw .connection("collection names starting with \(droppedPrefix) are reserved")
+        }
         for byte in bytes where byte == UInt8(ascii: "/") || byte == 0 || byte < 0x20 || byte == 0x7F {
             throw .connection("collection name must not contain slashes or control characters")
         }
+    }
+}
+
+/// A one-shot gate: `wait()` blocks until `open()` was called.
+final class Gate: @unchecked Sendable {  // `opened` is guarded by `condition`
+    private let condition = NSCondition()
+    private var opened = false
+
+    func open() {
+        condition.lock()
+        opened = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() {
+        condition.lock()
+        while !opened { condition.wait() }
+        condition.unlock()
     }
 }

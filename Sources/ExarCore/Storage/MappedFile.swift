@@ -197,6 +197,11 @@ enum FileSystem {
         unlink(path)
     }
 
+    /// Renames `path` to `newPath` (atomic within one file system).
+    static func rename(_ path: String, to newPath: String) throws(ExarError) {
+        _ = try Syscall.retrying("rename \(path)") { Glibc.rename(path, newPath) }
+    }
+
     /// The size of the file at `path`, or `nil` when it cannot be read.
     static func size(of path: String) -> Int? {
         var info = stat()
