@@ -12,6 +12,7 @@ public final class Collection: Sendable {
     let log: CollectionLog
     private let scanners: [Scanner]
     private let nextScanner = Atomic<Int>(0)
+    private let dropped = Atomic<Bool>(false)
 
     init(name: String, directory: String, configuration: CollectionConfiguration,
          logHandler: DatabaseLogHandler?) throws(ExarError) {
@@ -48,7 +49,11 @@ public final class Collection: Sendable {
         _ fill: (inout PublishAppender) throws(ExarError) -> Void,
         completion: @escaping @Sendable (PublishResult) -> Void
     ) throws(ExarError) {
-        try log.publish(fill, completion: completion)
+        do {
+            try log.publish(fill, completion: completion)
+        } catch {
+            throw isDropped ? .connection("collection \(name) was dropped") : error
+        }
     }
 
     /// Publishes one event and returns its id.
@@ -139,7 +144,11 @@ public final class Collection: Sendable {
         }
         let scanner = scanners[(index + scanners.count) % scanners.count]
         let subscription = Subscription(query: query, committedId: lastId, sink: sink, scanner: scanner)
-        try scanner.add(subscription)
+        do {
+            try scanner.add(subscription)
+        } catch {
+            throw isDropped ? .connection("collection \(name) was dropped") : error
+        }
         return subscription
     }
 
@@ -165,6 +174,20 @@ public final class Collection: Sendable {
     /// ``SubscriptionEnd/closed`` and stops the collection's threads. Later publishes fail.
     public func close() {
         log.close()
-        for scanner in scanners { scanner.stop() }
+        for scanner in scanners { scanner.stop(ending: .closed) }
+    }
+
+    /// Whether the collection was dropped (``Database/drop(_:)``): it takes no more publishes or
+    /// subscriptions; they fail with ``ExarError/connection(_:)``.
+    public var isDropped: Bool { dropped.load(ordering: .acquiring) }
+
+    /// Stops the collection for ``Database/drop(_:)``: what is queued is written and answered,
+    /// later publishes and subscriptions fail with ``ExarError/connection(_:)``, running
+    /// subscriptions end with ``SubscriptionEnd/endOfStream``. Returns once its threads are done.
+    func drop() {
+        dropped.store(true, ordering: .releasing)
+        log.close()
+        for scanner in scanners { scanner.stop(ending: .endOfStream) }
+        log.lock.release()
     }
 }

@@ -19,6 +19,8 @@ final class Scanner: @unchecked Sendable {
     private var subscriptions: [Subscription] = []
     private var signaled = false
     private var stopping = false
+    /// How the subscriptions still running end when the scanner stops.
+    private var stopEnd = SubscriptionEnd.closed
     private var running = false
     /// The thread, joined by `stop()`.
     private var thread: JoinableThread?
@@ -71,9 +73,10 @@ final class Scanner: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Ends every subscription with ``SubscriptionEnd/closed`` and stops the thread.
-    func stop() {
+    /// Ends every subscription with `end` and stops the thread.
+    func stop(ending end: SubscriptionEnd) {
         condition.lock()
+        if !stopping { stopEnd = end }
         stopping = true
         let wasRunning = running
         let thread = self.thread
@@ -98,11 +101,12 @@ final class Scanner: @unchecked Sendable {
             signaled = false
             if stopping {
                 let remaining = subscriptions
+                let end = stopEnd
                 subscriptions.removeAll()
                 running = false
                 condition.unlock()
                 for subscription in remaining where !subscription.finished && !subscription.isCancelled {
-                    subscription.sink.finish(.closed)
+                    subscription.sink.finish(end)
                 }
                 return
             }
