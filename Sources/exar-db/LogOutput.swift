@@ -9,9 +9,19 @@ import Glibc
 struct LogFileError: Error, CustomStringConvertible {
     let operation: String
     let path: String
-    let code: Int32
+    let reason: String
 
-    var description: String { "cannot \(operation) \(path): \(String(cString: strerror(code)))" }
+    init(operation: String, path: String, code: Int32) {
+        self.init(operation: operation, path: path, reason: String(cString: strerror(code)))
+    }
+
+    init(operation: String, path: String, reason: String) {
+        self.operation = operation
+        self.path = path
+        self.reason = reason
+    }
+
+    var description: String { "cannot \(operation) \(path): \(reason)" }
 }
 
 /// Where pattern handlers write: standard output or error, or a log file (rolled by a
@@ -22,6 +32,8 @@ final class LogOutput: Sendable {
         var descriptor: Int32
         /// Bytes in the current file (0 for a terminal or pipe, where it does not matter).
         var size: UInt64
+        /// The last roll failed (said once on standard error; every line past the limit tries again).
+        var rollFailed = false
     }
 
     let isTerminal: Bool
@@ -49,14 +61,7 @@ final class LogOutput: Sendable {
 
     /// Opens (creating it and its folders) the log file `path`: appended to, or emptied when `append` is false.
     static func file(path: String, append: Bool, policy: RollingPolicy? = nil) throws(LogFileError) -> LogOutput {
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty {
-            do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            } catch {
-                throw LogFileError(operation: "create the folder of", path: path, code: EACCES)
-            }
-        }
+        try RollingPolicy.makeFolders((path as NSString).deletingLastPathComponent, for: path)
         let descriptor = try open(path, truncating: !append)
         var status = stat()
         let size = fstat(descriptor, &status) == 0 ? UInt64(status.st_size) : 0
@@ -90,15 +95,19 @@ final class LogOutput: Sendable {
     private func roll(_ sink: inout Sink, path: String, policy: RollingPolicy) {
         close(sink.descriptor)
         sink.descriptor = -1
-        sink.size = 0
         do {
             try policy.roll(path)
+            sink.rollFailed = false
+            sink.size = 0
+            sink.descriptor = (try? Self.open(path, truncating: true)) ?? -1
         } catch {
-            // Nowhere else to say it: the log is what failed.
-            Self.standardError.write("exar-db: log file \(path) could not be rolled: \(error)\n")
+            // Nowhere else to say it: the log is what failed. Keep what the file holds and go on appending.
+            if !sink.rollFailed {
+                Self.standardError.write("exar-db: log file \(path) could not be rolled (logging goes on in it): \(error)\n")
+            }
+            sink.rollFailed = true
+            sink.descriptor = (try? Self.open(path, truncating: false)) ?? -1
         }
-        // A fresh file (emptied if the roll could not move the old one away).
-        sink.descriptor = (try? Self.open(path, truncating: true)) ?? -1
     }
 
     /// Writes all of `bytes`, retrying on `EINTR` and short writes; returns the bytes written.

@@ -70,12 +70,22 @@ struct RollingPolicy: Sendable, Equatable {
     }
 
     private static func createFolder(of path: String) throws(LogFileError) {
-        let folder = (path as NSString).deletingLastPathComponent
+        try makeFolders((path as NSString).deletingLastPathComponent, for: path)
+    }
+
+    /// Creates `folder` and the folders above it that are missing (for the file `path`, named in the error).
+    static func makeFolders(_ folder: String, for path: String) throws(LogFileError) {
         guard !folder.isEmpty else { return }
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw LogFileError(operation: "create the folder of", path: path, code: EACCES)
+        var status = stat()
+        if stat(folder, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFDIR else {
+                throw LogFileError(operation: "create the folder of", path: path, reason: "\(folder) is not a folder")
+            }
+            return
+        }
+        try makeFolders((folder as NSString).deletingLastPathComponent, for: path)
+        guard mkdir(folder, 0o755) == 0 || errno == EEXIST else {
+            throw LogFileError(operation: "create the folder of", path: path, code: errno)
         }
     }
 
@@ -90,7 +100,7 @@ struct RollingPolicy: Sendable, Equatable {
             if FileManager.default.fileExists(atPath: destination) { try FileManager.default.removeItem(atPath: destination) }
             try FileManager.default.copyItem(atPath: source, toPath: destination)
         } catch {
-            throw LogFileError(operation: "copy", path: source, code: EIO)
+            throw LogFileError(operation: "copy", path: source, reason: "\(error)")
         }
         try remove(source)
     }

@@ -108,6 +108,21 @@ private final class TempFolder {
         }
     }
 
+    @Test func aRollThatFailsKeepsTheLinesInTheFile() throws {
+        let folder = try TempFolder()
+        // The archives' folder cannot be made: a file is in the way.
+        try "".write(toFile: folder.path + "/blocker", atomically: true, encoding: .utf8)
+        let policy = RollingPolicy(limit: 100, roller: .fixedWindow(pattern: folder.path + "/blocker/exar.{}.log", base: 0, count: 2, gzip: false))
+        let output = try LogOutput.file(path: folder.path + "/exar.log", append: true, policy: policy)
+        writeLines(output, 0..<6)
+        #expect(lineNumbers(folder.read("exar.log")) == Array(0..<6))
+        // Once the way is clear, the next line rolls the file.
+        try FileManager.default.removeItem(atPath: folder.path + "/blocker")
+        writeLines(output, 6..<7)
+        #expect(lineNumbers(folder.read("blocker/exar.0.log")) == Array(0..<7))
+        #expect(folder.size("exar.log") == 0)
+    }
+
     @Test func gzArchivesAreRealGzipFiles() throws {
         let folder = try TempFolder()
         let policy = RollingPolicy(limit: 100_000, roller: .fixedWindow(pattern: folder.path + "/exar.{}.log.gz", base: 0, count: 2, gzip: true))
