@@ -22,10 +22,15 @@ struct ExarConfig: Equatable {
         var collections: [String: CollectionConfiguration] = [:]
     }
 
-    /// The engine's configuration, paths expanded.
+    /// The engine's configuration, paths (the database's and the collections' `logs_path`) expanded.
     func databaseConfiguration(logHandler: DatabaseLogHandler?) -> DatabaseConfiguration {
-        DatabaseConfiguration(logsPath: expandTilde(database.logsPath), defaults: database.defaults,
-                              collections: database.collections, logHandler: logHandler)
+        let collections = database.collections.mapValues { collection in
+            var expanded = collection
+            expanded.logsPath = collection.logsPath.map(expandTilde)
+            return expanded
+        }
+        return DatabaseConfiguration(logsPath: expandTilde(database.logsPath), defaults: database.defaults,
+                                     collections: collections, logHandler: logHandler)
     }
 
     /// Loads a TOML file; every key is optional, unknown keys and bad values are errors.
@@ -66,7 +71,14 @@ struct ExarConfig: Equatable {
             var collectionsReader = collections
             for name in collectionsReader.keys {
                 guard var collection = try collectionsReader.table(name) else { continue }
-                let configuration = try parseCollectionKeys(&collection, base: settings.defaults)
+                var configuration = try parseCollectionKeys(&collection, base: settings.defaults)
+                // Only a collection's own table can move it; `[database]`'s `logs_path` is the data folder itself.
+                if let path = try collection.string("logs_path") {
+                    guard !path.isEmpty else {
+                        throw ConfigError(key: collection.keyPath("logs_path"), message: "must not be empty")
+                    }
+                    configuration.logsPath = path
+                }
                 try collection.rejectUnknownKeys()
                 settings.collections[name] = configuration
             }
@@ -192,6 +204,12 @@ struct TableReader {
         return int
     }
 
+    mutating func bool(_ key: String) throws -> Bool? {
+        guard let value = take(key) else { return nil }
+        guard let bool = value.bool else { throw typeError(key, "a boolean", value) }
+        return bool
+    }
+
     mutating func table(_ key: String) throws -> TableReader? {
         guard let value = take(key) else { return nil }
         guard let table = value.table else { throw typeError(key, "a table", value) }
@@ -202,6 +220,16 @@ struct TableReader {
         guard let value = take(key) else { return nil }
         guard let array = value.array else { throw typeError(key, "an array", value) }
         return array
+    }
+
+    /// The value of `key`, of whatever type.
+    mutating func value(_ key: String) -> (any TOMLValueConvertible)? {
+        take(key)
+    }
+
+    /// Marks every key as known (a table whose whole meaning is ignored, already warned about).
+    mutating func ignoreAll() {
+        used.formUnion(table.keys)
     }
 
     /// Marks a key as known without reading it.
@@ -216,6 +244,11 @@ struct TableReader {
 
     private func typeError(_ key: String, _ expected: String, _ value: any TOMLValueConvertible) -> ConfigError {
         ConfigError(key: keyPath(key), message: "expected \(expected), got \(value.type)")
+    }
+
+    /// The keys not read (nor ignored) so far, as full key paths, sorted.
+    var unknownKeyPaths: [String] {
+        table.keys.sorted().filter { !used.contains($0) }.map(keyPath)
     }
 
     func rejectUnknownKeys() throws {

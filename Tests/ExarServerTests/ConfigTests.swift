@@ -94,12 +94,54 @@ import Testing
         }
     }
 
-    @Test func log4rsPatternsRender() throws {
-        let pattern = LogPattern("[{d(%+)(local)}] [{h({l})}] [{t}] {m}{n}")
-        let line = pattern.render(level: .warning, target: "exar_db", message: "hello", colors: false)
-        #expect(line.hasPrefix("[20"))
-        #expect(line.hasSuffix("] [WARN] [exar_db] hello\n"))
-        #expect(throws: ConfigError.self) { try Log4rsConfig.parse("[root]\nlevel = \"loud\"") }
-        #expect(throws: ConfigError.self) { try Log4rsConfig.parse("[appenders.x]\nkind = \"syslog\"") }
+    @Test func aCollectionCanHaveItsOwnLogsPath() throws {
+        let config = try ExarConfig.parse("""
+            [database]
+            logs_path = "/data"
+            [database.collections.moved]
+            logs_path = "~/elsewhere"
+            [database.collections.stays]
+            compression = "lz4"
+            """)
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let engine = config.databaseConfiguration(logHandler: nil)
+        #expect(engine.directory(forCollection: "moved") == home + "/elsewhere/moved")
+        #expect(engine.directory(forCollection: "stays") == "/data/stays")
+        #expect(engine.directory(forCollection: "other") == "/data/other")
+        #expect(throws: ConfigError(key: "database.collections.x.logs_path", message: "expected a string, got integer")) {
+            try ExarConfig.parse("[database.collections.x]\nlogs_path = 3")
+        }
+        #expect(throws: ConfigError(key: "database.collections.x.logs_path", message: "must not be empty")) {
+            try ExarConfig.parse("[database.collections.x]\nlogs_path = \"\"")
+        }
+    }
+}
+
+/// The configuration as the real `exar-db` process reads it.
+@Suite(.serialized) struct ConfigProcessTests {
+    @Test func aCollectionWithItsOwnLogsPathIsStoredThere() async throws {
+        let elsewhere = NSTemporaryDirectory() + "exar-elsewhere-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: elsewhere) }
+        let server = try ExarProcess(database: ["segment_size = 65536", "[database.collections.moved]", "logs_path = \"\(elsewhere)\""])
+        defer { server.removeFiles() }
+        try await server.start()
+        for collection in ["moved", "c"] {
+            let client = try LineClient(port: server.port)
+            client.send("Connect\t\(collection)\nPublish\tt\t0\thello \(collection)\n")
+            #expect(client.readLines(2) == ["Connected", "Published\t1"])
+        }
+        #expect(server.stop() == 0)
+
+        let files = FileManager.default
+        let moved = try files.contentsOfDirectory(atPath: elsewhere + "/moved")
+        #expect(moved.contains("00000000000000000001.log"), "\(moved)")
+        #expect(!files.fileExists(atPath: server.dataFolder + "/moved"))
+        #expect(!files.fileExists(atPath: elsewhere + "/c"))
+        #expect(try files.contentsOfDirectory(atPath: server.dataFolder + "/c").contains("00000000000000000001.log"))
+
+        // Restarted, the server finds the moved collection's events where it left them.
+        try await server.start()
+        #expect(try readAllEvents(port: server.port, collection: "moved")?.map { $0.hasSuffix("hello moved") } == [true])
+        #expect(server.stop() == 0)
     }
 }
