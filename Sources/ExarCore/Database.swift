@@ -140,6 +140,10 @@ public final class Database: Sendable {
         collection?.drop()
         let directory = configuration.directory(forCollection: name)
         guard FileManager.default.fileExists(atPath: directory) else { return }
+        // A collection this database had not opened may be open in another process (a second
+        // server, `exar-inspect repair`): its lock says so, and the folder is left alone.
+        let lock = collection == nil ? try CollectionLock(directory: directory) : nil
+        defer { lock?.release() }
         let parent = (directory as NSString).deletingLastPathComponent
         let tombstone = parent + "/" + Self.droppedPrefix + name + "-" + UUID().uuidString
         try FileSystem.rename(directory, to: tombstone)
