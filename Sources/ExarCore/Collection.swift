@@ -108,7 +108,7 @@ public final class Collection: Sendable {
             throw .subscription("a live query needs a subscription")
         }
         let endId = lastId + 1
-        var cursor = LogCursor(nextId: query.offset &+ 1)
+        var cursor = LogCursor(after: query.offset)
         let tag = query.tag.map(TagFilter.init)
         var remaining = query.limit ?? UInt64.max
         let reader = LogReader(report: { [log] in log.log(.error, $0) })

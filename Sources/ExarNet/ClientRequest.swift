@@ -3,12 +3,20 @@ import NIOCore
 
 /// A message a client sends, parsed from one line.
 public enum ClientRequest: Sendable, Equatable {
-    /// `Connect\t<collection>[\t<username>\t<password>]`.
+    /// `Connect\t<collection>[\t<username>\t<password>]`: credentials only when both are there.
     case connect(collection: String, username: String?, password: String?)
     /// `Publish\t<tags>\t<timestamp>\t<data>`: the fields stay in the line (see ``PublishFields``).
     case publish(PublishFields)
     /// `Subscribe\t<live>\t<offset>[\t<limit>[\t<tag>]]`.
     case subscribe(Query)
+    /// `Authenticate\t<username>\t<password>` (0.2).
+    case authenticate(username: String, password: String)
+    /// `Select\t<collection>` (0.2).
+    case select(collection: String)
+    /// `Drop\t<collection>` (0.2).
+    case drop(collection: String)
+    /// `Unsubscribe` (0.2).
+    case unsubscribe
     /// A well-formed message of the server's own kinds (`Connected`, `Event`, ...): never valid from a client.
     case serverMessage
 
@@ -17,7 +25,11 @@ public enum ClientRequest: Sendable, Equatable {
         public static let connect = "Connect"
         public static let publish = "Publish"
         public static let subscribe = "Subscribe"
+        public static let unsubscribe = "Unsubscribe"
     }
+
+    /// The answer to a line that is not valid UTF-8, as the original server's line reader gave it.
+    public static let invalidUTF8: ExarError = .io(.invalidData, "stream did not contain valid UTF-8")
 }
 
 /// Where the fields of a `Publish` lie in its line: byte ranges relative to the line's reader
@@ -25,157 +37,242 @@ public enum ClientRequest: Sendable, Equatable {
 public struct PublishFields: Sendable, Equatable {
     /// The timestamp in ms, `0` for "stamp it now".
     public var timestamp: UInt64
-    /// The tags field (tags separated by single spaces), already validated.
+    /// The tags field (tags separated by single spaces), not yet validated (see ``validateTags(in:)``).
     public var tags: Range<Int>
     /// The data (the rest of the line).
     public var data: Range<Int>
+
+    /// Checks the tags field of `line` (the line this was parsed from). The original server
+    /// validated an event only after the connection's state accepted the `Publish`.
+    /// - Throws: ``ExarError/validation(_:)`` for an empty tag.
+    public func validateTags(in line: ByteBuffer) throws(ExarError) {
+        let tags = self.tags
+        let failure: ExarError? = line.withUnsafeReadableBytes { bytes in
+            do throws(ExarError) {
+                try EventValidation.validateTagsField(UnsafeRawBufferPointer(rebasing: bytes[tags]))
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+    }
 }
 
 extension ClientRequest {
-    /// Parses one line (without its line terminator).
+    /// Parses one line (without its line terminator) field by field, left to right, as the
+    /// original 0.1 server did: the first missing or bad field decides the error.
     ///
-    /// The message type is the text before the first TAB; the rest is split into at most as many
-    /// fields as the message has, the last field taking the rest of the line. A missing field is
-    /// `ParseError\tMissingField\t<index>`, counting from 0 after the message type.
+    /// The message type is the text before the first TAB and the rest of the line is the
+    /// message's data; a message with fields and no data is `MissingField\t1`. The data is split
+    /// into at most as many fields as the message has, the last taking the rest of the line; a
+    /// missing field is `MissingField\t<index>`, counting from 0 within the data.
     public static func parse(_ line: ByteBuffer) -> Result<ClientRequest, ExarError> {
         line.withUnsafeReadableBytes { bytes in
-            var fields = FieldSplitter(bytes)
-            let type = fields.messageType()
-            switch type.count {
-            case 7 where fields.equals(type, "Publish"):
-                return parsePublish(&fields)
-            case 7 where fields.equals(type, "Connect"):
-                return parseConnect(&fields)
-            case 9 where fields.equals(type, "Subscribe"):
-                return parseSubscribe(&fields)
-            default:
-                return parseServerMessage(&fields, type: type)
+            guard UTF8Validation.isValid(bytes) else { return .failure(invalidUTF8) }
+            var outer = TabFields(bytes, 0..<bytes.count, parts: 2)
+            let type = outer.messageType()
+            do throws(ExarError) {
+                switch type.count {
+                case 7 where outer.equals(type, "Publish"):
+                    return .success(try parsePublish(&outer))
+                case 7 where outer.equals(type, "Connect"):
+                    return .success(try parseConnect(&outer))
+                case 9 where outer.equals(type, "Subscribe"):
+                    return .success(try parseSubscribe(&outer))
+                default:
+                    return .success(try parseOther(&outer, type: outer.string(type)))
+                }
+            } catch {
+                return .failure(error)
             }
         }
     }
 
-    private static func parsePublish(_ fields: inout FieldSplitter) -> Result<ClientRequest, ExarError> {
-        fields.beginRemainder(fieldCount: 3)
-        guard let tags = fields.next() else { return .failure(.parse(.missingField(0))) }
-        guard let timestampField = fields.next() else { return .failure(.parse(.missingField(1))) }
-        guard let data = fields.next() else { return .failure(.parse(.missingField(2))) }
-        let timestamp: UInt64
-        switch fields.parseUInt64(timestampField) {
-        case .success(let value): timestamp = value
-        case .failure(let error): return .failure(error)
+    /// Whether `line` is an `Unsubscribe` (looked for among the lines that wait behind a stream).
+    public static func isUnsubscribe(_ line: ByteBuffer) -> Bool {
+        line.withUnsafeReadableBytes { bytes in
+            var fields = TabFields(bytes, 0..<bytes.count, parts: 2)
+            return fields.equals(fields.messageType(), "Unsubscribe")
         }
-        do throws(ExarError) {
-            try EventValidation.validateTagsField(fields.slice(tags))
-        } catch {
-            return .failure(error)
-        }
-        return .success(.publish(PublishFields(timestamp: timestamp, tags: tags, data: data)))
     }
 
-    private static func parseConnect(_ fields: inout FieldSplitter) -> Result<ClientRequest, ExarError> {
-        fields.beginRemainder(fieldCount: 3)
-        guard let collection = fields.next() else { return .failure(.parse(.missingField(0))) }
-        let username = fields.next()
-        let password = fields.next()
-        if username != nil && password == nil {
-            return .failure(.parse(.missingField(2)))
-        }
-        return .success(.connect(
-            collection: fields.string(collection), username: username.map(fields.string),
-            password: password.map(fields.string)))
+    private static func parsePublish(_ outer: inout TabFields) throws(ExarError) -> ClientRequest {
+        var fields = try outer.data(parts: 3)
+        let tags = try fields.field()
+        let timestamp = try fields.uint64()
+        let data = try fields.field()
+        return .publish(PublishFields(timestamp: timestamp, tags: tags, data: data))
     }
 
-    private static func parseSubscribe(_ fields: inout FieldSplitter) -> Result<ClientRequest, ExarError> {
-        fields.beginRemainder(fieldCount: 4)
-        guard let liveField = fields.next() else { return .failure(.parse(.missingField(0))) }
-        guard let offsetField = fields.next() else { return .failure(.parse(.missingField(1))) }
-        let live: Bool
-        switch fields.parseBool(liveField) {
-        case .success(let value): live = value
-        case .failure(let error): return .failure(error)
+    private static func parseConnect(_ outer: inout TabFields) throws(ExarError) -> ClientRequest {
+        var fields = try outer.data(parts: 3)
+        let collection = try fields.field()
+        let username = fields.nextPart()
+        let password = fields.nextPart()
+        guard let username, let password else {
+            return .connect(collection: fields.string(collection), username: nil, password: nil)
         }
-        let offset: UInt64
-        switch fields.parseUInt64(offsetField) {
-        case .success(let value): offset = value
-        case .failure(let error): return .failure(error)
-        }
+        return .connect(collection: fields.string(collection), username: fields.string(username),
+                        password: fields.string(password))
+    }
+
+    private static func parseSubscribe(_ outer: inout TabFields) throws(ExarError) -> ClientRequest {
+        var fields = try outer.data(parts: 4)
+        let live = try fields.bool()
+        let offset = try fields.uint64()
+        // Lenient, as the original: absent, empty, not a number or 0 all mean "no limit".
         var limit: UInt64?
-        if let limitField = fields.next() {
-            switch fields.parseUInt64(limitField) {
-            case .success(let value): limit = value
-            case .failure(let error): return .failure(error)
-            }
+        if let field = fields.nextPart(), case .success(let value) = fields.parseUInt64(field), value > 0 {
+            limit = value
         }
-        let tag = fields.next().map(fields.string)
-        return .success(.subscribe(Query(live: live, offset: offset, limit: limit, tag: tag)))
+        let tag = fields.nextPart().map(fields.string)
+        return .subscribe(Query(live: live, offset: offset, limit: limit, tag: tag))
     }
 
-    /// Messages only a server sends: parsed for their shape, then refused by the connection's state.
-    private static func parseServerMessage(_ fields: inout FieldSplitter, type: Range<Int>) -> Result<ClientRequest, ExarError> {
-        let name = fields.string(type)
-        switch name {
-        case "Connected", "Subscribed", "EndOfEventStream":
-            return .success(.serverMessage)
+    /// The session messages of 0.2, and the messages only a server sends (parsed for their
+    /// shape as the original parsed them, then refused by the connection's state).
+    private static func parseOther(_ outer: inout TabFields, type: String) throws(ExarError) -> ClientRequest {
+        switch type {
+        case "Authenticate":
+            var fields = try outer.data(parts: 2)
+            let username = try fields.field()
+            let password = try fields.field()
+            return .authenticate(username: fields.string(username), password: fields.string(password))
+        case "Select":
+            let collection = try outer.field()
+            return .select(collection: outer.string(collection))
+        case "Drop":
+            let collection = try outer.field()
+            return .drop(collection: outer.string(collection))
+        case "Unsubscribe":
+            return .unsubscribe
+        case "Connected", "Subscribed", "EndOfEventStream", "Authenticated", "Selected", "Dropped":
+            return .serverMessage
         case "Published":
-            fields.beginRemainder(fieldCount: 1)
-            guard let id = fields.next() else { return .failure(.parse(.missingField(0))) }
-            return fields.parseUInt64(id).map { _ in .serverMessage }
+            _ = try outer.uint64()
+            return .serverMessage
         case "Event":
-            fields.beginRemainder(fieldCount: 4)
-            guard let id = fields.next() else { return .failure(.parse(.missingField(0))) }
-            guard let timestamp = fields.next() else { return .failure(.parse(.missingField(1))) }
-            guard fields.next() != nil else { return .failure(.parse(.missingField(2))) }
-            guard fields.next() != nil else { return .failure(.parse(.missingField(3))) }
-            return fields.parseUInt64(id).flatMap { _ in fields.parseUInt64(timestamp) }.map { _ in .serverMessage }
+            var fields = try outer.data(parts: 4)
+            _ = try fields.uint64()
+            _ = try fields.uint64()
+            _ = try fields.field()
+            _ = try fields.field()
+            return .serverMessage
         case "Error":
-            return .success(.serverMessage)
+            var fields = try outer.data(parts: 2)
+            try parseError(&fields)
+            return .serverMessage
         default:
-            return .failure(.parse(.parseError("unknown TCP message: \(name)")))
+            throw .parse(.parseError("unknown TCP message: \(type)"))
+        }
+    }
+
+    /// The original's parse of the error after `Error\t`, for its errors only.
+    private static func parseError(_ fields: inout TabFields) throws(ExarError) {
+        let kind = fields.string(try fields.field())
+        switch kind {
+        case "AuthenticationError", "ConnectionError", "SubscriptionError":
+            return
+        case "EventStreamError":
+            let stream = fields.string(try fields.field())
+            guard stream == "Empty" || stream == "Closed" else {
+                throw .parse(.parseError("unknown event stream error: \(stream)"))
+            }
+        case "IoError":
+            var io = try fields.data(parts: 2)
+            let ioKind = io.string(try io.field())
+            guard IoErrorKind(rawValue: ioKind) != nil else {
+                throw .parse(.parseError("unknown error kind: \(ioKind)"))
+            }
+            _ = try io.field()
+        case "ParseError":
+            var parse = try fields.data(parts: 2)
+            let parseKind = parse.string(try parse.field())
+            switch parseKind {
+            case "ParseError": _ = try parse.field()
+            case "MissingField": _ = try parse.uint64()
+            default: throw .parse(.parseError("unknown parse error: \(parseKind)"))
+            }
+        case "ValidationError":
+            _ = try fields.field()
+        default:
+            throw .parse(.parseError("unknown database error: \(kind)"))
         }
     }
 }
 
-/// Splits a line into TAB-separated fields without copying.
-struct FieldSplitter {
+/// Splits part of a line into TAB-separated fields without copying, as Rust's `splitn` and the
+/// original's `TabSeparatedParser` did: at most `parts` fields, the last taking the rest; an
+/// empty text still has one (empty) field. `index` counts the fields parsed so far, which is the
+/// index a missing field reports.
+struct TabFields {
     let bytes: UnsafeRawBufferPointer
-    private var position = 0
-    private var remaining = 0
-    private var hasRemainder = false
+    private var position: Int
+    private let end: Int
+    private var remaining: Int
+    private(set) var index = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    init(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, parts: Int) {
         self.bytes = bytes
+        self.position = range.lowerBound
+        self.end = range.upperBound
+        self.remaining = parts
     }
 
-    /// The message type: the bytes before the first TAB (or the whole line).
-    mutating func messageType() -> Range<Int> {
-        let end = indexOfTab(from: 0) ?? bytes.count
-        position = end
-        hasRemainder = end < bytes.count
-        return 0..<end
-    }
-
-    /// Starts splitting what follows the message type into at most `fieldCount` fields. A line
-    /// without a TAB after its type still has one (empty) field, as the original server split it.
-    mutating func beginRemainder(fieldCount: Int) {
-        if hasRemainder { position += 1 }
-        remaining = fieldCount
-    }
-
-    /// The next field, the last one taking the rest of the line; `nil` once there are no more.
-    mutating func next() -> Range<Int>? {
-        guard remaining > 0, position <= bytes.count else { return nil }
+    /// The next field, or `nil` once there are no more (does not count as parsed).
+    mutating func nextPart() -> Range<Int>? {
+        guard remaining > 0, position <= end else { return nil }
         remaining -= 1
         let start = position
-        if remaining == 0 {
-            position = bytes.count + 1
-            return start..<bytes.count
-        }
-        if let tab = indexOfTab(from: start) {
+        if remaining > 0, let tab = indexOfTab(from: start) {
             position = tab + 1
             return start..<tab
         }
-        position = bytes.count + 1
-        return start..<bytes.count
+        position = end + 1
+        return start..<end
+    }
+
+    /// The first field of a line, which every line has (it counts as parsed).
+    mutating func messageType() -> Range<Int> {
+        let type = nextPart()!
+        index += 1
+        return type
+    }
+
+    /// The next field as text; missing: `MissingField\t<index>`.
+    mutating func field() throws(ExarError) -> Range<Int> {
+        guard let part = nextPart() else { throw .parse(.missingField(index)) }
+        index += 1
+        return part
+    }
+
+    /// The next field split into at most `parts` fields of its own.
+    mutating func data(parts: Int) throws(ExarError) -> TabFields {
+        TabFields(bytes, try field(), parts: parts)
+    }
+
+    /// The next field as a decimal `u64`.
+    mutating func uint64() throws(ExarError) -> UInt64 {
+        guard let part = nextPart() else { throw .parse(.missingField(index)) }
+        let value = try parseUInt64(part).get()
+        index += 1
+        return value
+    }
+
+    /// The next field as `true` or `false`.
+    mutating func bool() throws(ExarError) -> Bool {
+        guard let part = nextPart() else { throw .parse(.missingField(index)) }
+        let value: Bool
+        if equals(part, "true") {
+            value = true
+        } else if equals(part, "false") {
+            value = false
+        } else {
+            throw .parse(.parseError("provided string was not `true` or `false`"))
+        }
+        index += 1
+        return value
     }
 
     private func indexOfTab(from start: Int) -> Int? {
@@ -206,8 +303,8 @@ struct FieldSplitter {
             digits = (digits.lowerBound + 1)..<digits.upperBound
             if digits.isEmpty { return .failure(.parse(.parseError("invalid digit found in string"))) }
         }
+        // Digit by digit, as Rust does: the first digit that is not one, or that overflows, decides.
         var value: UInt64 = 0
-        var overflow = false
         for index in digits {
             let byte = bytes[index]
             guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else {
@@ -215,19 +312,12 @@ struct FieldSplitter {
             }
             let (times10, o1) = value.multipliedReportingOverflow(by: 10)
             let (sum, o2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            overflow = overflow || o1 || o2
+            if o1 || o2 {
+                return .failure(.parse(.parseError("number too large to fit in target type")))
+            }
             value = sum
         }
-        if overflow {
-            return .failure(.parse(.parseError("number too large to fit in target type")))
-        }
         return .success(value)
-    }
-
-    func parseBool(_ range: Range<Int>) -> Result<Bool, ExarError> {
-        if equals(range, "true") { return .success(true) }
-        if equals(range, "false") { return .success(false) }
-        return .failure(.parse(.parseError("provided string was not `true` or `false`")))
     }
 }
 

@@ -1,12 +1,59 @@
 import ExarCore
+import ExarModel
+import ExarNet
 import NIOCore
 
-/// A connection's subscription stream: chunks from the sink, demand, and the end of the stream.
-/// Called on the event loop (the sink hops there from its scanner thread).
+/// A connection's subscription stream: starting it, chunks from the sink, demand, `Unsubscribe`
+/// and the end of the stream. Called on the event loop (the sink hops there from its scanner
+/// thread); what a sink sends is taken only while it is this connection's current sink.
 extension ConnectionHandler {
+    func startStream(_ query: Query, context: ChannelHandlerContext) {
+        guard let collection else { return }
+        var out = context.channel.allocator.buffer(capacity: 16)
+        guard !collection.isDropped else {
+            out.writeError(.connection(""))
+            write(out, context)
+            return
+        }
+        let sink = StreamSink(handler: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
+        sink.writable.store(context.channel.isWritable, ordering: .relaxed)
+        let subscription: Subscription
+        do {
+            subscription = try collection.subscribe(query, sink: sink)
+        } catch {
+            out.writeError(clientFacing(error))
+            write(out, context)
+            return
+        }
+        self.subscription = subscription
+        self.sink = sink
+        unsubscribeRequested = false
+        machine.streamStarted()
+        blocked = true
+        out.writeSubscribed()
+        write(out, context)
+        flushIfNeeded(context)
+        if inputClosed {
+            // Nothing more can come from the client: a live stream ends once it is caught up.
+            subscription.end(after: collection.lastId)
+        }
+        // An `Unsubscribe` read before the stream started (behind this line) takes effect now.
+        if let index = waiting[waitingHead...].firstIndex(where: ClientRequest.isUnsubscribe) {
+            waitingBytes -= Self.waitingCost(waiting[index])
+            waiting.remove(at: index)
+            unsubscribe()
+        }
+    }
+
+    /// `Unsubscribe` while a stream runs: it ends after the events already handed over.
+    func unsubscribe() {
+        unsubscribeRequested = true
+        subscription?.end(after: 0)
+    }
+
     /// Writes one chunk of encoded events and resumes the subscription if the channel has room.
-    func writeStreamChunk(_ chunk: ByteBuffer) {
-        guard let context, let sink else { return }
+    func writeStreamChunk(_ chunk: ByteBuffer, from sender: StreamSink) {
+        guard let context, let sink, sink === sender else { return }
         let size = chunk.readableBytes
         context.writeAndFlush(wrapOutboundOut(chunk), promise: nil)
         sink.bytesInTransit.subtract(size, ordering: .relaxed)
@@ -21,10 +68,11 @@ extension ConnectionHandler {
 
     /// The stream ended: `EndOfEventStream` and the connection takes lines again, or
     /// `EventStreamError\tClosed` and it closes.
-    func streamEnded(_ end: SubscriptionEnd) {
-        guard let context else { return }
-        sink = nil
+    func streamEnded(_ end: SubscriptionEnd, from sender: StreamSink) {
+        guard let context, let sink, sink === sender else { return }
+        self.sink = nil
         subscription = nil
+        unsubscribeRequested = false
         machine.streamEnded()
         var out = context.channel.allocator.buffer(capacity: 32)
         switch end {

@@ -46,9 +46,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A line over the limit, answered once the lines before it are handled.
     var framingError: LineTooLongError?
     var subscription: Subscription?
+    /// Bytes of the lines in `waiting` (each counted with a little overhead).
+    var waitingBytes = 0
+    /// The running stream was asked to end (`Unsubscribe`, or the input closed).
+    var unsubscribeRequested = false
+    /// The client closed its side (`shutdown(SHUT_WR)`): every line it sent is handled, every
+    /// answer written, then the connection closes.
+    var inputClosed = false
 
     /// Bursts in flight at once per connection before the server stops reading from it.
     static let maximumBurstsInFlight = 8
+    /// Bytes of lines kept waiting behind a running stream before the server stops reading:
+    /// reading goes on while a stream runs, so that an `Unsubscribe` is seen, but only this far.
+    static let maximumWaitingBytes = 256 * 1024
 
     init(database: Database, credentials: Credentials?, maxLineBytes: Int, maxLoginFailures: Int, logger: Logger,
          batcher: PublishBatcher) {
@@ -98,16 +108,61 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 return
             }
             guard let line else { break }
-            if blocked || waitingHead < waiting.count {
-                waiting.append(line)
-            } else {
-                handle(line, context: context)
-            }
+            receive(line, context: context)
             if closingAfterAnswers { return }
         }
         if buffer.readableBytes > 0 {
             unframed = buffer
         }
+    }
+
+    /// One framed line: handled now, or kept waiting in order. Behind a running stream an
+    /// `Unsubscribe` ends it at once; the other lines are copied (so they do not hold on to whole
+    /// read buffers) and wait, up to ``maximumWaitingBytes``.
+    func receive(_ line: ByteBuffer, context: ChannelHandlerContext) {
+        if machine.isStreaming {
+            if !unsubscribeRequested && ClientRequest.isUnsubscribe(line) {
+                unsubscribe()
+                return
+            }
+            appendWaiting(context.channel.allocator.buffer(buffer: line))
+        } else if blocked || waitingHead < waiting.count {
+            appendWaiting(line)
+        } else {
+            handle(line, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // The client half-closed (or closed): a last line without its newline still counts; a
+        // live stream ends once it has delivered what is stored now; then the owed answers go
+        // out and the connection closes.
+        inputClosed = true
+        if framingError == nil && !closingAfterAnswers, let last = unframed.take(), last.readableBytes > 0 {
+            receive(last, context: context)
+        }
+        if machine.isStreaming, let collection {
+            subscription?.end(after: collection.lastId)
+        }
+        submitBurst()
+        writeFinishedAnswers()
+        flushIfNeeded(context)
+        closeIfInputDone(context)
+    }
+
+    /// After the client's input ended: closes once every line is handled and answered.
+    func closeIfInputDone(_ context: ChannelHandlerContext) {
+        guard inputClosed, !closingAfterAnswers, !blocked, !machine.isStreaming, waitingHead == waiting.count,
+              burstsHead == bursts.count, current.slots.isEmpty, framingError == nil else { return }
+        closingAfterAnswers = true
+        wroteSinceFlush = false
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+            .whenComplete { _ in channel.close(promise: nil) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -166,27 +221,50 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: Outbound: read pacing
 
     func read(context: ChannelHandlerContext) {
-        if blocked || bursts.count - burstsHead >= Self.maximumBurstsInFlight {
-            readPending = true
-        } else {
+        if mayRead {
             context.read()
+        } else {
+            readPending = true
         }
     }
 
     func resumeReading(_ context: ChannelHandlerContext) {
-        if readPending && !blocked && bursts.count - burstsHead < Self.maximumBurstsInFlight {
+        if readPending && mayRead {
             readPending = false
             context.read()
         }
+    }
+
+    /// Reading pauses while too many bursts are in flight, and while lines wait (for a `Connect`,
+    /// a login delay, earlier answers), except behind a stream, where it goes on up to a bound.
+    private var mayRead: Bool {
+        guard bursts.count - burstsHead < Self.maximumBurstsInFlight else { return false }
+        if !blocked { return true }
+        return machine.isStreaming && waitingBytes < Self.maximumWaitingBytes
     }
 
     // MARK: Handling one line
 
     func handle(_ line: ByteBuffer, context: ChannelHandlerContext) {
         let parsed = ClientRequest.parse(line)
+        // These act on the collection or answer out of the publish bursts: only after every
+        // earlier answer (the line waits meanwhile, and so do the lines after it).
+        if case .success(let request) = parsed, request.waitsForEarlierAnswers, !waitForEarlierAnswers(line) {
+            return
+        }
         switch machine.receive(parsed) {
         case .publish(let publish):
-            if let collection, publish.tags.count + publish.data.count > collection.configuration.maximumEventBytes {
+            do {
+                try publish.validateTags(in: line)
+            } catch {
+                current.slots.append(.error(error))
+                return
+            }
+            guard let collection, !collection.isDropped else {
+                current.slots.append(.error(.connection("")))
+                return
+            }
+            if publish.tags.count + publish.data.count > collection.configuration.maximumEventBytes {
                 current.slots.append(.error(.validation("event of \(publish.tags.count + publish.data.count) bytes is larger than a segment can hold")))
                 return
             }
@@ -196,116 +274,61 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .answerError(let error):
             current.slots.append(.error(error))
         case .refuseLogin(let delay, let close):
-            guard waitForEarlierAnswers(line) else { return }
             refuseLogin(afterMilliseconds: delay, close: close, context: context)
         case .connect(let name):
-            guard waitForEarlierAnswers(line) else { return }
-            if let open = database.openCollection(name) {
-                connected(to: open, context: context)
-                return
-            }
-            // Opening a collection may recover it from disk: do that off the event loop, and let
-            // this connection's later lines wait meanwhile.
-            blocked = true
-            let database = self.database
-            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let eventLoop = context.eventLoop
-            DispatchQueue.global().async {
-                let result = Result { () throws(ExarError) -> ExarCore.Collection in try database.collection(name) }
-                eventLoop.execute {
-                    handler.value.finishConnect(name, result)
-                }
-            }
-        case .subscribe(let query):
-            guard waitForEarlierAnswers(line), let collection else { return }
+            bind(to: name, answer: .connected, context: context)
+        case .select(let name):
+            bind(to: name, answer: .selected, context: context)
+        case .drop(let name):
+            drop(name, context: context)
+        case .authenticated:
             var out = context.channel.allocator.buffer(capacity: 16)
-            let sink = StreamSink(handler: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
-            sink.writable.store(context.channel.isWritable, ordering: .relaxed)
-            do {
-                subscription = try collection.subscribe(query, sink: sink)
-            } catch {
-                out.writeError(clientFacing(error))
-                write(out, context)
-                return
-            }
-            self.sink = sink
-            machine.streamStarted()
-            blocked = true
-            out.writeSubscribed()
+            out.writeStaticString("Authenticated\n")
             write(out, context)
-            flushIfNeeded(context)
+        case .subscribe(let query):
+            startStream(query, context: context)
         }
     }
 
-    func connected(to collection: ExarCore.Collection, context: ChannelHandlerContext) {
-        self.collection = collection
-        machine.connected()
-        var out = context.channel.allocator.buffer(capacity: 16)
-        out.writeConnected()
-        write(out, context)
-    }
-
-    /// Answers wrong credentials late, reading nothing more from this connection meanwhile, and
-    /// closes it after the last allowed failure: guessing costs time, and never another client's.
-    func refuseLogin(afterMilliseconds delay: Int, close: Bool, context: ChannelHandlerContext) {
-        blocked = true
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
-            let handler = handler.value
-            guard let context = handler.context else { return }
-            var out = context.channel.allocator.buffer(capacity: 32)
-            out.writeError(.authentication)
-            if close {
-                handler.logger.info("closing a connection after \(handler.machine.loginFailures) wrong logins")
-                handler.closingAfterAnswers = true
-                let channel = context.channel
-                context.writeAndFlush(handler.wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
-                return
-            }
-            handler.write(out, context)
-            handler.blocked = false
-            handler.processWaitingLines(context)
-        }
-    }
-
-    func finishConnect(_ name: String, _ result: Result<ExarCore.Collection, ExarError>) {
-        guard let context else { return }
-        switch result {
-        case .success(let collection):
-            connected(to: collection, context: context)
-        case .failure(let error):
-            logger.info("connect to collection '\(name)' failed: \(error)")
-            var out = context.channel.allocator.buffer(capacity: 32)
-            out.writeError(clientFacing(error.wireKindOnlyForConnect))
-            write(out, context)
-        }
-        blocked = false
-        processWaitingLines(context)
-    }
-
-    /// A `Connect` or `Subscribe` is answered only after every earlier answer: if some are still
-    /// owed, the line waits (and so do the lines after it).
+    /// A line that must wait for the earlier answers is answered only after them: if some are
+    /// still owed, the line waits (and so do the lines after it).
     func waitForEarlierAnswers(_ line: ByteBuffer) -> Bool {
         submitBurst()
         writeFinishedAnswers()
         if burstsHead < bursts.count {
             blocked = true
-            waiting.insert(line, at: waitingHead)
+            waitingHead -= 1
+            if waitingHead >= 0 {
+                waiting[waitingHead] = line
+            } else {
+                waitingHead = 0
+                waiting.insert(line, at: 0)
+            }
+            waitingBytes += Self.waitingCost(line)
             return false
         }
         return true
     }
+
+    func appendWaiting(_ line: ByteBuffer) {
+        waiting.append(line)
+        waitingBytes += Self.waitingCost(line)
+    }
+
+    static func waitingCost(_ line: ByteBuffer) -> Int { line.readableBytes + 64 }
 
     /// Handles lines that waited, until one blocks again.
     func processWaitingLines(_ context: ChannelHandlerContext) {
         while !blocked && waitingHead < waiting.count {
             let line = waiting[waitingHead]
             waitingHead += 1
+            waitingBytes -= Self.waitingCost(line)
             handle(line, context: context)
         }
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
             waitingHead = 0
+            waitingBytes = 0
             if !blocked && framingError != nil {
                 finishWithFramingError(context)
                 return
@@ -315,17 +338,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         writeFinishedAnswers()
         flushIfNeeded(context)
         resumeReading(context)
+        closeIfInputDone(context)
     }
 }
 
-extension ConnectionStateMachine {
-    var isStreaming: Bool { state == .streaming }
-}
-
-extension Error {
-    /// The protocol's answer to a failed `Connect`: `ConnectionError` (details go to the log).
-    fileprivate var wireKindOnlyForConnect: ExarError {
-        if let error = self as? ExarError, case .io = error { return error }
-        return .connection("")
+extension ClientRequest {
+    /// Whether the message is answered only after every earlier answer of its connection.
+    var waitsForEarlierAnswers: Bool {
+        switch self {
+        case .connect, .select, .drop, .subscribe, .authenticate: true
+        case .publish, .unsubscribe, .serverMessage: false
+        }
     }
 }

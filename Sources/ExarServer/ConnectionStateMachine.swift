@@ -1,19 +1,26 @@
 import ExarModel
 import ExarNet
 
-/// The protocol logic of one connection, without any I/O: idle until a `Connect`, then connected,
-/// streaming while a subscription runs. Each input returns what the handler must do.
+/// The protocol logic of one connection, without any I/O: unbound until a `Connect` or `Select`,
+/// then bound to a collection, streaming while a subscription runs. Each input returns what the
+/// handler must do.
 struct ConnectionStateMachine {
     enum State: Equatable {
         case idle
-        case connected
+        case bound
         case streaming
     }
 
     enum Action: Equatable {
         /// Open the collection and answer `Connected` (credentials already checked).
         case connect(collection: String)
-        /// Append this event to the current burst.
+        /// Open the collection and answer `Selected`.
+        case select(collection: String)
+        /// Drop the collection and answer `Dropped`.
+        case drop(collection: String)
+        /// Answer `Authenticated`.
+        case authenticated
+        /// Validate this event and append it to the current burst.
         case publish(PublishFields)
         /// Start the subscription and answer `Subscribed`.
         case subscribe(Query)
@@ -25,6 +32,8 @@ struct ConnectionStateMachine {
     }
 
     private(set) var state: State = .idle
+    /// Whether the client proved the credentials (by `Authenticate` or `Connect`), or the server has none.
+    private(set) var authenticated: Bool
     let credentials: Credentials?
     /// Wrong credentials allowed before the connection is closed.
     let maxLoginFailures: Int
@@ -37,10 +46,11 @@ struct ConnectionStateMachine {
     init(credentials: Credentials?, maxLoginFailures: Int = 5) {
         self.credentials = credentials
         self.maxLoginFailures = maxLoginFailures
+        self.authenticated = credentials == nil
     }
 
     /// A parsed line (or its parse error). Lines received while streaming are not given here:
-    /// they wait until the stream ends.
+    /// they wait until the stream ends (an `Unsubscribe` among them ends it at once).
     mutating func receive(_ parsed: Result<ClientRequest, ExarError>) -> Action {
         precondition(state != .streaming, "lines wait while a subscription streams")
         let request: ClientRequest
@@ -50,36 +60,58 @@ struct ConnectionStateMachine {
         }
         switch (state, request) {
         case (.idle, .connect(let collection, let username, let password)):
-            if let credentials, !credentials.accepts(username: username, password: password) {
-                loginFailures += 1
-                let doublings = min(loginFailures - 1, 16)
-                let delay = min(Self.firstLoginDelayMilliseconds << doublings, Self.maximumLoginDelayMilliseconds)
-                return .refuseLogin(delayMilliseconds: delay, close: loginFailures >= maxLoginFailures)
-            }
+            if let refusal = checkCredentials(username: username, password: password) { return refusal }
             return .connect(collection: collection)
-        case (.connected, .publish(let fields)):
+        case (_, .authenticate(let username, let password)):
+            if let refusal = checkCredentials(username: username, password: password) { return refusal }
+            authenticated = true
+            return .authenticated
+        case (_, .select(let collection)):
+            return authenticated ? .select(collection: collection) : .answerError(.authentication)
+        case (_, .drop(let collection)):
+            return authenticated ? .drop(collection: collection) : .answerError(.authentication)
+        case (.bound, .publish(let fields)):
             return .publish(fields)
-        case (.connected, .subscribe(let query)):
+        case (.bound, .subscribe(let query)):
             return .subscribe(query)
         default:
             return .answerError(.io(.invalidData, "unexpected TCP message"))
         }
     }
 
-    /// The collection was opened.
+    /// `nil` when the credentials are right (or the server has none), else the refusal, slower
+    /// with each failure.
+    private mutating func checkCredentials(username: String?, password: String?) -> Action? {
+        guard let credentials, !credentials.accepts(username: username, password: password) else { return nil }
+        loginFailures += 1
+        let doublings = min(loginFailures - 1, 16)
+        let delay = min(Self.firstLoginDelayMilliseconds << doublings, Self.maximumLoginDelayMilliseconds)
+        return .refuseLogin(delayMilliseconds: delay, close: loginFailures >= maxLoginFailures)
+    }
+
+    /// The collection of a `Connect` was opened.
     mutating func connected() {
         precondition(state == .idle)
-        state = .connected
+        state = .bound
+        authenticated = true
+    }
+
+    /// The collection of a `Select` was opened: the connection is bound to it.
+    mutating func selected() {
+        precondition(state != .streaming)
+        state = .bound
     }
 
     /// The subscription started streaming.
     mutating func streamStarted() {
-        precondition(state == .connected)
+        precondition(state == .bound)
         state = .streaming
     }
 
     /// The subscription ended; lines are handled again.
     mutating func streamEnded() {
-        if state == .streaming { state = .connected }
+        if state == .streaming { state = .bound }
     }
+
+    var isStreaming: Bool { state == .streaming }
 }

@@ -63,13 +63,15 @@ struct Credentials: Sendable, Equatable {
     }
 
     /// Compares every byte of the longer input, so the time does not reveal where they differ.
+    /// Different lengths never match, whatever the bytes (the length difference is kept whole,
+    /// not folded into the byte differences).
     static func constantTimeEquals(_ expected: [UInt8], _ given: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: expected.count ^ given.count)
+        var difference = UInt(truncatingIfNeeded: expected.count ^ given.count)
         let length = max(expected.count, given.count)
         for index in 0..<length {
             let a = index < expected.count ? expected[index] : 0
             let b = index < given.count ? given[index] : 0
-            difference |= a ^ b
+            difference |= UInt(a ^ b)
         }
         return difference == 0
     }

@@ -53,7 +53,7 @@ final class StreamSink: SubscriptionSink, @unchecked Sendable {
         bytesInTransit.add(chunk.readableBytes, ordering: .relaxed)
         let handler = self.handler
         eventLoop.execute {
-            handler.value.writeStreamChunk(chunk)
+            handler.value.writeStreamChunk(chunk, from: self)
         }
     }
 
@@ -61,7 +61,7 @@ final class StreamSink: SubscriptionSink, @unchecked Sendable {
         flush()
         let handler = self.handler
         eventLoop.execute {
-            handler.value.streamEnded(end)
+            handler.value.streamEnded(end, from: self)
         }
     }
 }

@@ -103,37 +103,3 @@ import Testing
         #expect(throws: ConfigError.self) { try Log4rsConfig.parse("[appenders.x]\nkind = \"syslog\"") }
     }
 }
-
-@Suite struct ConnectionStateMachineTests {
-    @Test func idleConnectedStreaming() {
-        var machine = ConnectionStateMachine(credentials: nil)
-        let unexpected = ConnectionStateMachine.Action.answerError(.io(.invalidData, "unexpected TCP message"))
-        #expect(machine.receive(.success(.subscribe(Query()))) == unexpected)
-        #expect(machine.receive(.success(.connect(collection: "c", username: nil, password: nil))) == .connect(collection: "c"))
-        machine.connected()
-        #expect(machine.receive(.success(.connect(collection: "c", username: nil, password: nil))) == unexpected)
-        let fields = PublishFields(timestamp: 0, tags: 0..<1, data: 1..<1)
-        #expect(machine.receive(.success(.publish(fields))) == .publish(fields))
-        #expect(machine.receive(.failure(.parse(.missingField(2)))) == .answerError(.parse(.missingField(2))))
-        #expect(machine.receive(.success(.serverMessage)) == unexpected)
-        #expect(machine.receive(.success(.subscribe(Query(live: true)))) == .subscribe(Query(live: true)))
-        machine.streamStarted()
-        #expect(machine.state == .streaming)
-        machine.streamEnded()
-        #expect(machine.state == .connected)
-    }
-
-    @Test func credentialsAreChecked() {
-        var machine = ConnectionStateMachine(credentials: Credentials(username: "u", password: "p"), maxLoginFailures: 3)
-        #expect(machine.receive(.success(.connect(collection: "c", username: nil, password: nil))) == .refuseLogin(delayMilliseconds: 100, close: false))
-        #expect(machine.receive(.success(.connect(collection: "c", username: "u", password: "x"))) == .refuseLogin(delayMilliseconds: 200, close: false))
-        #expect(machine.receive(.success(.connect(collection: "c", username: "u", password: "p"))) == .connect(collection: "c"))
-        var guesser = ConnectionStateMachine(credentials: Credentials(username: "u", password: "p"), maxLoginFailures: 8)
-        let delays = (0..<8).map { _ in guesser.receive(.success(.connect(collection: "c", username: "u", password: "?"))) }
-        #expect(delays == [100, 200, 400, 800, 1600, 3200, 3200].map { .refuseLogin(delayMilliseconds: $0, close: false) }
-                + [.refuseLogin(delayMilliseconds: 3200, close: true)])
-        #expect(Credentials.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
-        #expect(!Credentials.constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
-        #expect(!Credentials.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
-    }
-}

@@ -14,6 +14,12 @@ struct LogCursor: Sendable, Equatable {
     init(nextId: UInt64) {
         self.nextId = max(nextId, 1)
     }
+
+    /// The cursor of a query's `offset` (exclusive): from the event after it. The largest offset
+    /// has no event after it (its cursor stays at `UInt64.max`, where no event can be).
+    init(after offset: UInt64) {
+        self.init(nextId: offset == UInt64.max ? offset : offset + 1)
+    }
 }
 
 /// A tag to filter on: its bytes and its bloom hash.

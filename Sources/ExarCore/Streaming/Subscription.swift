@@ -5,8 +5,10 @@ import Synchronization
 public final class Subscription: @unchecked Sendable {
     let sink: any SubscriptionSink
     /// Exclusive end id: `UInt64.max` for live queries, the first id not yet committed at the time
-    /// of subscribing for the others.
-    let endId: UInt64
+    /// of subscribing for the others; lowered by ``end(after:)``.
+    var endId: UInt64 { min(queryEndId, requestedEndId.load(ordering: .relaxed)) }
+    private let queryEndId: UInt64
+    private let requestedEndId = Atomic<UInt64>(UInt64.max)
     let live: Bool
     let limit: UInt64?
     let tag: TagFilter?
@@ -33,10 +35,10 @@ public final class Subscription: @unchecked Sendable {
     init(query: Query, committedId: UInt64, sink: any SubscriptionSink, scanner: Scanner) {
         self.sink = sink
         self.live = query.live
-        self.endId = query.live ? UInt64.max : committedId + 1
+        self.queryEndId = query.live ? UInt64.max : committedId + 1
         self.limit = query.limit
         self.tag = query.tag.map(TagFilter.init)
-        self.cursor = LogCursor(nextId: query.offset &+ 1)
+        self.cursor = LogCursor(after: query.offset)
         self.scanner = scanner
     }
 
@@ -53,6 +55,20 @@ public final class Subscription: @unchecked Sendable {
             }
             current = original
         }
+    }
+
+    /// Ends the subscription with ``SubscriptionEnd/endOfStream`` once it has delivered the
+    /// events up to `lastId` that it matches (`0`: at once, after what it already delivered).
+    /// The sink's `finish` comes after every event it was given, on the scanner thread as always.
+    public func end(after lastId: UInt64) {
+        let end = lastId == UInt64.max ? lastId : lastId + 1
+        var current = requestedEndId.load(ordering: .relaxed)
+        while end < current {
+            let (exchanged, original) = requestedEndId.compareExchange(expected: current, desired: end, ordering: .relaxed)
+            if exchanged { break }
+            current = original
+        }
+        scanner?.wake()
     }
 
     /// Stops delivery; the sink is not called again (not even `finish`).
