@@ -17,7 +17,7 @@ final class ClientHandler: ChannelDuplexHandler {
     }
 
     private enum Waiting {
-        case request(expectation: Expectation, answers: [ServerMessage], promise: EventLoopPromise<[ServerMessage]>)
+        case request(expectation: Expectation, promise: EventLoopPromise<[ServerMessage]>)
         /// An `Unsubscribe` that reached the server after its stream had ended on its own: then, and
         /// only then, it is answered `unexpected TCP message`, at this place in the order.
         case lateUnsubscribe
@@ -31,6 +31,8 @@ final class ClientHandler: ChannelDuplexHandler {
     }
 
     private var waiting = CircularBuffer<Waiting>()
+    /// The answers so far of the first waiting request (kept apart, so that appending does not copy).
+    private var answers: [ServerMessage] = []
     private var stream = Stream.none
     private var readWithheld = false
     private var context: ChannelHandlerContext?
@@ -51,7 +53,7 @@ final class ClientHandler: ChannelDuplexHandler {
             promise.fail(failure ?? ExarError.io(.notConnected, "connection closed"))
             return
         }
-        waiting.append(.request(expectation: expectation, answers: [], promise: promise))
+        waiting.append(.request(expectation: expectation, promise: promise))
         context.writeAndFlush(wrapOutboundOut(lines), promise: nil)
     }
 
@@ -104,7 +106,7 @@ final class ClientHandler: ChannelDuplexHandler {
             switch message {
             case .event(let event):
                 // A read that is under way still delivers its lines; `read` withholds the next one.
-                _ = buffer.yield(event, size: line.readableBytes + Self.eventOverhead)
+                buffer.yield(event, size: line.readableBytes + Self.eventOverhead)
                 return
             case .endOfEventStream:
                 endStream(context)
@@ -146,11 +148,10 @@ final class ClientHandler: ChannelDuplexHandler {
             waiting.removeFirst()
             if message == Self.lateUnsubscribeAnswer { return }
         }
-        guard case .request(let expectation, var answers, let promise) = waiting.first else { return }
+        guard case .request(let expectation, let promise) = waiting.first else { return }
         answers.append(message)
         switch expectation {
         case .answers(let count) where answers.count < count:
-            waiting[waiting.startIndex] = .request(expectation: expectation, answers: answers, promise: promise)
             return
         case .answers:
             break
@@ -162,7 +163,9 @@ final class ClientHandler: ChannelDuplexHandler {
             }
         }
         waiting.removeFirst()
-        promise.succeed(answers)
+        let done = answers
+        answers = []
+        promise.succeed(done)
     }
 
     /// What the server answers an `Unsubscribe` without a running subscription. None of the
@@ -185,7 +188,8 @@ final class ClientHandler: ChannelDuplexHandler {
         if failure == nil { failure = error }
         let requests = waiting
         waiting.removeAll()
-        for case .request(let expectation, _, let promise) in requests {
+        answers = []
+        for case .request(let expectation, let promise) in requests {
             promise.fail(error)
             if case .subscription(let buffer) = expectation { buffer.finish(throwing: error) }
         }

@@ -54,25 +54,24 @@ final class SubscriptionBuffer: Sendable {
 
     // MARK: Producer (the event loop)
 
-    /// Adds an event of about `size` bytes; returns whether the producer may go on.
-    func yield(_ event: Event, size: Int) -> Bool {
-        let (waiting, goOn): (CheckedContinuation<Event?, any Error>?, Bool) = state.withLock { state in
+    /// Adds an event of about `size` bytes; at the high watermark the producer is stopped
+    /// (``wantsMore`` is `false`) until the consumer has taken the buffer down to the low one.
+    func yield(_ event: Event, size: Int) {
+        let waiting: CheckedContinuation<Event?, any Error>? = state.withLock { state in
             state.received += 1
-            if state.terminated { return (nil, true) }
+            if state.terminated { return nil }
             if let waiting = state.waiting {
                 state.waiting = nil
-                return (waiting, true)
+                return waiting
             }
             state.events.append((event, size))
             state.bytes += size
             if state.events.count >= limits.highEvents || state.bytes >= limits.highBytes {
                 state.stopped = true
-                return (nil, false)
             }
-            return (nil, true)
+            return nil
         }
         waiting?.resume(returning: event)
-        return goOn
     }
 
     /// The stream ended; the consumer gets the events still buffered, then the end or `error`.

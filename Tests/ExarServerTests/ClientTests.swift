@@ -75,6 +75,39 @@ import Glibc
         try await server.stop()
     }
 
+    @Test func aStalledSubscriberOfLargeEventsIsBoundedInBytes() async throws {
+        let server = try await TestServer(segmentSize: 8 << 20)
+        defer { server.removeFiles() }
+        let publisher = try await ExarClient.connect(port: server.port, collection: "c")
+        let total = 400
+        let payload = String(repeating: "y", count: 64 * 1024)
+        for start in stride(from: 1, through: total, by: 50) {
+            _ = try await publisher.publish((start..<start + 50).map { Event(timestamp: UInt64($0), tags: ["t"], data: "\($0) \(payload)") })
+        }
+        let subscriber = try await ExarClient.connect(port: server.port, collection: "c")
+        let subscription = try await subscriber.subscribe(Query(offset: 0))
+        var iterator = subscription.makeAsyncIterator()
+        #expect(try await iterator.next()?.id == 1)
+        _ = try await settledCount { subscription.receivedEvents }
+        // 4 MiB, plus the event that crossed it and one read under way (4 times 64 KiB).
+        let bound = 4 << 20 + (payload.utf8.count + 128) + 4 * 65536
+        print("stalled subscriber of 64 KiB events: \(subscription.bufferedEvents) events, \(subscription.bufferedBytes) bytes buffered; bound \(bound) bytes")
+        #expect(subscription.bufferedBytes <= bound)
+        #expect(subscription.receivedEvents < total / 2)
+        var expected = UInt64(2)
+        while let event = try await iterator.next() {
+            guard event.id == expected, event.data == "\(expected) \(payload)" else {
+                Issue.record("expected event \(expected), got \(event.id)")
+                break
+            }
+            expected += 1
+        }
+        #expect(expected == UInt64(total + 1))
+        await publisher.close()
+        await subscriber.close()
+        try await server.stop()
+    }
+
     // MARK: Unsubscribing
 
     @Test func leavingTheLoopUnsubscribesAndTheConnectionStaysUsable() async throws {
@@ -184,7 +217,7 @@ import Glibc
         try await publishNumbered(client, count: 60_000)
         try await withTimeout(30, closing: client) {
             let subscription = try await client.subscribe(Query(offset: 0))
-            try await eventually { relay.serverText.hasSuffix("EndOfEventStream\n") }
+            try await eventually { relay.serverSent(endsWith: "EndOfEventStream\n") }
             var first: UInt64 = 0
             for try await event in subscription {
                 first = event.id
@@ -367,6 +400,11 @@ final class RecordingRelay: @unchecked Sendable {
     /// The lines the client sent.
     var clientLines: [String] {
         condition.withLock { String(decoding: fromClient, as: UTF8.self) }.split(separator: "\n").map(String.init)
+    }
+
+    /// Whether what the server sent so far ends with `text`.
+    func serverSent(endsWith text: String) -> Bool {
+        condition.withLock { fromServer.suffix(text.utf8.count).elementsEqual(text.utf8) }
     }
 
     /// Everything the server sent.
