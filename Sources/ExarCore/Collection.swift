@@ -72,7 +72,7 @@ public final class Collection: Sendable {
         do {
             result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PublishResult, any Error>) in
                 do {
-                    try log.publish({ (appender: inout PublishAppender) throws(ExarError) in
+                    try publish({ (appender: inout PublishAppender) throws(ExarError) in
                         for event in events { try appender.append(event) }
                     }, completion: { continuation.resume(returning: $0) })
                 } catch {

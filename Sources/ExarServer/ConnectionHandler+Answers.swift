@@ -63,6 +63,7 @@ extension ConnectionHandler {
             processWaitingLines(context)
         }
         resumeReading(context)
+        closeIfInputDone(context)
     }
 
     /// Writes the answers of finished bursts, oldest first, stopping at the first unfinished one.

@@ -6,13 +6,6 @@ import Testing
 import Glibc
 #endif
 
-/// A flag the hostile threads watch.
-private final class StopFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .acquiring) }
-    func set() { value.store(true, ordering: .releasing) }
-}
-
 /// Runs `body` on `count` threads; the returned group is done when they all are.
 private func spawn(_ count: Int, into group: DispatchGroup, _ body: @escaping @Sendable (Int) -> Void) {
     for number in 0..<count {

@@ -2,6 +2,7 @@ import ExarCore
 import ExarServer
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -60,6 +61,9 @@ final class LineClient {
         close(fd)
     }
 
+    /// The socket, for tests that need a call of their own on it.
+    var descriptor: Int32 { fd }
+
     func send(_ text: String) {
         send(Array(text.utf8))
     }
@@ -101,8 +105,38 @@ final class LineClient {
         return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0
     }
 
+    /// Shuts the sending side down (`shutdown(SHUT_WR)`, as `nc -N` does); reading goes on.
+    func shutdownWrite() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Every line until the server closes the connection (or the timeout passes: then `nil`),
+    /// and a last piece without a newline, if any.
+    func readUntilClosed() -> (lines: [String], rest: String)? {
+        var lines: [String] = []
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                lines.append(String(decoding: pending[..<newline], as: UTF8.self))
+                pending.removeSubrange(...newline)
+                continue
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return (lines, String(decoding: pending, as: UTF8.self)) }
+            if count < 0 { return nil }
+            pending.append(contentsOf: chunk[..<count])
+        }
+    }
+
     func setReceiveTimeout(milliseconds: Int) {
         var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
+}
+
+/// A flag one thread sets and others watch.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }
