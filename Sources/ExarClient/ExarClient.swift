@@ -3,7 +3,7 @@ import ExarNet
 import NIOCore
 import NIOPosix
 
-/// An async/await client of an Exar DB server, bound to one collection.
+/// An async/await client of an Exar DB server.
 ///
 /// ```swift
 /// let client = try await ExarClient.connect(collection: "orders")
@@ -22,11 +22,22 @@ public final class ExarClient: Sendable {
         self.handler = handler
     }
 
-    /// Connects to a server and binds the connection to `collection`.
+    /// Connects to a server and, given a collection, binds the connection to it.
+    ///
+    /// With a collection this sends `Connect` (with the credentials, if any). Without one it
+    /// sends `Authenticate` when credentials are given and nothing otherwise; bind a collection
+    /// later with ``select(_:)``.
+    /// - Parameters:
+    ///   - host: the server's address.
+    ///   - port: the server's port.
+    ///   - collection: the collection to bind the connection to (created on first use), or `nil`.
+    ///   - username: the user, when the server has credentials.
+    ///   - password: the password, when the server has credentials.
+    ///   - maxLineBytes: the longest line accepted from the server.
     /// - Throws: ``ExarError/authentication`` for wrong credentials, other ``ExarError``s as the
     ///   server answers, or the connection's error.
     public static func connect(
-        host: String = "127.0.0.1", port: Int = 38580, collection: String, username: String? = nil,
+        host: String = "127.0.0.1", port: Int = 38580, collection: String? = nil, username: String? = nil,
         password: String? = nil, maxLineBytes: Int = 64 * 1024 * 1024
     ) async throws -> ExarClient {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -43,11 +54,19 @@ public final class ExarClient: Sendable {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ClientHandler.self), eventLoop: channel.eventLoop)
         }.get()
         let client = ExarClient(channel: channel, handler: handler)
-        var line = channel.allocator.buffer(capacity: 64)
-        line.writeConnect(collection: collection, username: username, password: password)
         do {
-            let answer = try await client.send(line, expecting: .single)
-            guard case .connected = answer else { throw ExarError.connection("unexpected answer \(answer)") }
+            if let collection {
+                try checkCollection(collection)
+                if let username, let password {
+                    try checkField(username, "username")
+                    try checkLine(password, "password")
+                }
+                var line = channel.allocator.buffer(capacity: 64)
+                line.writeConnect(collection: collection, username: username, password: password)
+                try await client.request(line, answered: .connected)
+            } else if let username, let password {
+                try await client.authenticate(username: username, password: password)
+            }
         } catch {
             try? await channel.close()
             throw error
@@ -55,14 +74,50 @@ public final class ExarClient: Sendable {
         return client
     }
 
+    /// Authenticates the connection (`Authenticate`), which lets it ``select(_:)`` and ``drop(_:)``.
+    /// - Throws: ``ExarError/authentication`` for wrong credentials, or the connection's error.
+    public func authenticate(username: String, password: String) async throws {
+        try Self.checkField(username, "username")
+        try Self.checkLine(password, "password")
+        var line = channel.allocator.buffer(capacity: 32 + username.utf8.count + password.utf8.count)
+        line.writeAuthenticate(username: username, password: password)
+        try await request(line, answered: .authenticated)
+    }
+
+    /// Binds the connection to `collection` (`Select`), creating it on first use; later publishes
+    /// and subscriptions of this client use it.
+    /// - Throws: ``ExarError/authentication`` on a server with credentials before they were given,
+    ///   ``ExarError/connection(_:)`` for a name the server refuses, or the connection's error.
+    public func select(_ collection: String) async throws {
+        try Self.checkCollection(collection)
+        var line = channel.allocator.buffer(capacity: 8 + collection.utf8.count)
+        line.writeSelect(collection: collection)
+        try await request(line, answered: .selected)
+    }
+
+    /// Deletes `collection` with its events and files (`Drop`). Its running subscriptions end;
+    /// connections bound to it get ``ExarError/connection(_:)`` until they select again, and a
+    /// collection of that name made later starts again at id 1.
+    /// - Throws: ``ExarError/authentication`` on a server with credentials before they were given,
+    ///   ``ExarError/connection(_:)`` for a name the server refuses, or the connection's error.
+    public func drop(_ collection: String) async throws {
+        try Self.checkCollection(collection)
+        var line = channel.allocator.buffer(capacity: 6 + collection.utf8.count)
+        line.writeDrop(collection: collection)
+        try await request(line, answered: .dropped)
+    }
+
     /// Publishes one event; returns its id.
     @discardableResult
     public func publish(_ event: Event) async throws -> UInt64 {
         var line = channel.allocator.buffer(capacity: 32 + event.data.utf8.count)
         line.writePublish(tags: event.tags, timestamp: event.timestamp, data: event.data)
-        let answer = try await send(line, expecting: .single)
-        guard case .published(let id) = answer else { throw ExarError.io(.invalidData, "unexpected answer \(answer)") }
-        return id
+        let answer = try await send(line, expecting: .answers(1))[0]
+        switch answer {
+        case .published(let id): return id
+        case .error(let error): throw error
+        default: throw ExarError.io(.invalidData, "unexpected answer \(answer)")
+        }
     }
 
     /// Publishes events pipelined in one write; returns their ids in order.
@@ -73,7 +128,7 @@ public final class ExarClient: Sendable {
         for event in events {
             line.writePublish(tags: event.tags, timestamp: event.timestamp, data: event.data)
         }
-        let answers = try await sendMany(line, count: events.count)
+        let answers = try await send(line, expecting: .answers(events.count))
         var ids: [UInt64] = []
         ids.reserveCapacity(events.count)
         for answer in answers {
@@ -87,142 +142,63 @@ public final class ExarClient: Sendable {
     }
 
     /// Subscribes; the events arrive through the returned sequence, which ends at the server's
-    /// `EndOfEventStream`.
-    public func subscribe(_ query: Query) async throws -> AsyncThrowingStream<Event, any Error> {
+    /// `EndOfEventStream`. Leaving its loop early or cancelling its task unsubscribes.
+    /// - Throws: the server's error for the query, or the connection's error.
+    public func subscribe(_ query: Query) async throws -> Subscription {
+        let buffer = SubscriptionBuffer(limits: .standard, handler: handler, eventLoop: channel.eventLoop)
+        // Made before the request, so that its end unsubscribes whatever happens to this call.
+        let subscription = Subscription(buffer)
         var line = channel.allocator.buffer(capacity: 64)
         line.writeSubscribe(query)
-        let (stream, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
-        let answer = try await send(line, expecting: .stream(continuation))
-        guard case .subscribed = answer else { throw ExarError.subscription("unexpected answer \(answer)") }
-        return stream
+        let answer = try await send(line, expecting: .subscription(buffer))[0]
+        switch answer {
+        case .subscribed: return subscription
+        case .error(let error): throw error
+        default: throw ExarError.subscription("unexpected answer \(answer)")
+        }
     }
 
-    /// Closes the connection.
+    /// Closes the connection; a running subscription ends with an error.
     public func close() async {
         try? await channel.close()
     }
 
-    private func send(_ line: ByteBuffer, expecting kind: ClientHandler.Expectation) async throws -> ServerMessage {
-        let promise = channel.eventLoop.makePromise(of: [ServerMessage].self)
-        let handler = self.handler
-        channel.eventLoop.execute {
-            handler.value.send(line, expecting: kind, count: 1, promise: promise)
-        }
-        let answers = try await promise.futureResult.get()
-        if case .error(let error) = answers[0] { throw error }
-        return answers[0]
+    /// Sends one request and checks that it got `expected`.
+    private func request(_ line: ByteBuffer, answered expected: ServerMessage) async throws {
+        let answer = try await send(line, expecting: .answers(1))[0]
+        if answer == expected { return }
+        if case .error(let error) = answer { throw error }
+        throw ExarError.io(.invalidData, "unexpected answer \(answer)")
     }
 
-    private func sendMany(_ lines: ByteBuffer, count: Int) async throws -> [ServerMessage] {
+    private func send(_ lines: ByteBuffer, expecting expectation: ClientHandler.Expectation) async throws -> [ServerMessage] {
         let promise = channel.eventLoop.makePromise(of: [ServerMessage].self)
         let handler = self.handler
         channel.eventLoop.execute {
-            handler.value.send(lines, expecting: .single, count: count, promise: promise)
+            handler.value.send(lines, expecting: expectation, promise: promise)
         }
         return try await promise.futureResult.get()
     }
-}
 
-/// Matches answers to requests, in order, and feeds a running subscription's events.
-final class ClientHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    enum Expectation {
-        case single
-        case stream(AsyncThrowingStream<Event, any Error>.Continuation)
-    }
-
-    private struct Pending {
-        let expectation: Expectation
-        let count: Int
-        var answers: [ServerMessage]
-        let promise: EventLoopPromise<[ServerMessage]>
-    }
-
-    private var pending: [Pending] = []
-    private var stream: AsyncThrowingStream<Event, any Error>.Continuation?
-    private var context: ChannelHandlerContext?
-    private var failure: (any Error)?
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil  // the context holds this handler
-    }
-
-    func send(_ line: ByteBuffer, expecting: Expectation, count: Int, promise: EventLoopPromise<[ServerMessage]>) {
-        guard let context, failure == nil else {
-            promise.fail(failure ?? ExarError.io(.notConnected, "connection closed"))
-            return
-        }
-        pending.append(Pending(expectation: expecting, count: count, answers: [], promise: promise))
-        context.writeAndFlush(wrapOutboundOut(line), promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let line = unwrapInboundIn(data)
-        let message: ServerMessage
-        do {
-            message = try ServerMessage.parse(line)
-        } catch {
-            fail(error)
-            context.close(promise: nil)
-            return
-        }
-        if let stream {
-            switch message {
-            case .event(let event):
-                stream.yield(event)
-                return
-            case .endOfEventStream:
-                stream.finish()
-                self.stream = nil
-                return
-            case .error(let error):
-                stream.finish(throwing: error)
-                self.stream = nil
-                return
-            default:
-                break
-            }
-        }
-        guard !pending.isEmpty else { return }
-        pending[0].answers.append(message)
-        if pending[0].answers.count == pending[0].count {
-            let done = pending.removeFirst()
-            if case .stream(let continuation) = done.expectation {
-                if case .subscribed = message {
-                    stream = continuation
-                } else {
-                    continuation.finish()
-                }
-            }
-            done.promise.succeed(done.answers)
+    /// A collection name the server would refuse because it would split the line (as the server
+    /// refuses control characters: ``ExarError/connection(_:)``).
+    private static func checkCollection(_ name: String) throws {
+        if name.utf8.contains(where: { $0 == 9 || $0 == 10 || $0 == 13 }) {
+            throw ExarError.connection("collection name must not contain tabs or newlines")
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        fail(ExarError.io(.connectionReset, "connection closed by the server"))
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(error)
-        context.close(promise: nil)
-    }
-
-    private func fail(_ error: any Error) {
-        if failure == nil { failure = error }
-        let waiting = pending
-        pending.removeAll()
-        for request in waiting {
-            request.promise.fail(error)
-            if case .stream(let continuation) = request.expectation { continuation.finish(throwing: error) }
+    /// A field that is not the last of its line: no TAB, CR or LF, which would split the line.
+    private static func checkField(_ text: String, _ what: String) throws {
+        if text.utf8.contains(where: { $0 == 9 || $0 == 10 || $0 == 13 }) {
+            throw ExarError.io(.invalidInput, "\(what) must not contain tabs or newlines")
         }
-        stream?.finish(throwing: error)
-        stream = nil
+    }
+
+    /// The last field of a line: no CR or LF.
+    private static func checkLine(_ text: String, _ what: String) throws {
+        if text.utf8.contains(where: { $0 == 10 || $0 == 13 }) {
+            throw ExarError.io(.invalidInput, "\(what) must not contain newlines")
+        }
     }
 }

@@ -3,11 +3,23 @@ import NIOCore
 
 /// A message the server sends, as a client reads it.
 public enum ServerMessage: Sendable, Equatable {
+    /// `Connected`: the connection is bound to the collection of its `Connect`.
     case connected
+    /// `Published\t<id>`: the event was appended with this id.
     case published(UInt64)
+    /// `Subscribed`: the query was accepted; events follow.
     case subscribed
+    /// `Event\t<id>\t<timestamp>\t<tags>\t<data>`: one event of a subscription.
     case event(Event)
+    /// `EndOfEventStream`: the subscription ended.
     case endOfEventStream
+    /// `Authenticated`: the credentials of an `Authenticate` were accepted.
+    case authenticated
+    /// `Selected`: the connection is bound to the collection of its `Select`.
+    case selected
+    /// `Dropped`: the collection of a `Drop` was deleted.
+    case dropped
+    /// `Error\t<error>`: the request failed.
     case error(ExarError)
 
     /// Parses one line from the server (without its terminator).
@@ -19,6 +31,9 @@ public enum ServerMessage: Sendable, Equatable {
         case "Connected": return .connected
         case "Subscribed": return .subscribed
         case "EndOfEventStream": return .endOfEventStream
+        case "Authenticated": return .authenticated
+        case "Selected": return .selected
+        case "Dropped": return .dropped
         case "Published":
             guard let id = UInt64(rest ?? "") else { throw .parse(.parseError("bad Published line: \(text)")) }
             return .published(id)
