@@ -1,6 +1,7 @@
 import ExarCore
 import ExarModel
 import Foundation
+import Synchronization
 
 /// A fresh folder under the system temp folder, removed when the value is released.
 final class TemporaryFolder: Sendable {
@@ -105,4 +106,11 @@ extension Collection {
         }
         return ids
     }
+}
+
+/// A flag one thread sets and others watch.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }
