@@ -55,7 +55,8 @@ struct ImportCommand: ParsableCommand {
             if level >= .warning { Self.printError("\(level.rawValue): \(message)") }
         }
         Self.printOutput("importing \(logs.map(\.name).joined(separator: ", ")) from \(expandTilde(from)) into \(configuration.logsPath)")
-        // From here on a signal stops the import between two batches, so nothing is left half imported.
+        // A signal stops the import between two batches (or two reads while checking), so nothing
+        // is left half imported.
         signal(SIGINT) { _ in importInterrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in importInterrupted.store(true, ordering: .relaxed) }
         signal(SIGXFSZ, SIG_IGN)

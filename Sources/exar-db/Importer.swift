@@ -121,7 +121,7 @@ struct Importer {
 
     /// `orders: 1234 events imported (ids 1-1234) in 0.2 s, 6170 events/s`
     static func summary(_ item: Imported) -> String {
-        let rate = item.seconds > 0 ? ", \(Int(Double(item.count) / item.seconds)) events/s" : ""
+        let rate = item.seconds >= 0.1 ? ", \(Int(Double(item.count) / item.seconds)) events/s" : ""
         return "\(item.name): \(item.count) events imported (ids 1-\(item.count)) in \(String(format: "%.1f", item.seconds)) s\(rate)"
     }
 
@@ -134,6 +134,7 @@ struct Importer {
         let maximum = configuration.configuration(forCollection: log.name).maximumEventBytes
         var expected: UInt64 = 1
         while try reader.refill() {
+            if importInterrupted.load(ordering: .relaxed) { throw ImportError("interrupted") }
             while let next = reader.nextLine() {
                 do {
                     _ = try OriginalEvent.parse(next.line, expectedId: expected, maximumEventBytes: maximum)
@@ -169,6 +170,10 @@ struct Importer {
         var targets: [Target] = []
         var problem: String?
         for item in checked {
+            if importInterrupted.load(ordering: .relaxed) {
+                problem = "interrupted"
+                break
+            }
             let name = item.log.name
             let directory = configuration.directory(forCollection: name)
             let existed = FileManager.default.fileExists(atPath: directory)

@@ -245,6 +245,42 @@ private let mayMountTmpfs: Bool = {
         #expect(server.stop() == 0)
     }
 
+    @Test func anInterruptedImportLeavesNoPartialCollection() async throws {
+        let original = try makeFolder("interrupted")
+        defer { try? FileManager.default.removeItem(atPath: original) }
+        // Large enough that a debug build is still importing when the signal comes.
+        let line = String(repeating: "p", count: 100)
+        var text = ""
+        text.reserveCapacity(300_000 * 130)
+        for id in 1...300_000 { text += "\(id)\t\(1_480_000_000_000 + id)\ttag\t\(line)\n" }
+        try text.write(toFile: original + "/orders.log", atomically: false, encoding: .utf8)
+        let server = try ExarProcess()
+        defer { server.removeFiles() }
+
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("exar-db")
+        process.arguments = ["import", "--from", original, "-c", server.folder + "/exar-db.toml"]
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        // Once the log is checked, the import writes: interrupt it then.
+        var printed = ""
+        while !printed.contains("checked ") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGINT)
+        let said = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(said.contains("interrupted"), "\(said)")
+        #expect(said.contains("the partly imported collection orders was dropped"), "\(said)")
+        #expect(!exists(server.dataFolder + "/orders"))
+    }
+
     @Test(.enabled(if: mayMountTmpfs, "needs root to mount a tmpfs"))
     func aDiskThatFillsMidwayLeavesNoPartialCollection() async throws {
         let original = try makeFolder("full")
