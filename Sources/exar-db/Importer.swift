@@ -109,7 +109,7 @@ struct Importer {
                     try? database.drop(later.checked.log.name)
                 }
                 throw Failure(message: notes.joined(separator: "; "), imported: imported,
-                              notImported: allNames.filter { name in !imported.contains { $0.name == name } })
+                              notImported: opened[index...].map(\.checked.log.name))
             }
             let seconds = Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000
             let item = Imported(name: target.checked.log.name, count: target.checked.count, seconds: seconds)

@@ -265,19 +265,21 @@ private let mayMountTmpfs: Bool = {
         process.standardOutput = output
         process.standardError = error
         try process.run()
-        // Once the log is checked, the import writes: interrupt it then.
+        // Once the log is checked and the collection created, the import writes: interrupt it then.
         var printed = ""
         while !printed.contains("checked ") {
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             printed += String(decoding: chunk, as: UTF8.self)
         }
+        for _ in 0..<500 where !exists(server.dataFolder + "/orders") { try await Task.sleep(for: .milliseconds(10)) }
         kill(process.processIdentifier, SIGINT)
         let said = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 1)
         #expect(said.contains("interrupted"), "\(said)")
-        #expect(said.contains("the partly imported collection orders was dropped"), "\(said)")
+        // Usually while writing; on a loaded machine the signal may come before the first write.
+        #expect(said.contains("the partly imported collection orders was dropped") || said.contains("nothing imported"), "\(said)")
         #expect(!exists(server.dataFolder + "/orders"))
     }
 
