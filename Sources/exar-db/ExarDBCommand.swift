@@ -5,7 +5,16 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// `exar-db [--config=PATH]`: the Exar DB server.
+/// `-c FILE`, `--config FILE`, `--config=FILE`: the server's and the import's configuration file.
+///
+/// One option group for both commands: ArgumentParser lets a parent command's option appear after
+/// a subcommand's name, so an option of the same name declared twice would reach the parent only.
+struct ConfigFileOption: ParsableArguments {
+    @Option(name: [.customShort("c"), .long], help: "The TOML configuration file (see docs/CONFIGURATION.md).")
+    var config: String?
+}
+
+/// `exar-db [-c|--config=PATH]`: the Exar DB server; `exar-db import ...` fills it from the original's logs.
 @main
 struct ExarDBCommand: AsyncParsableCommand {
     static let version = "0.1.0"
@@ -13,16 +22,23 @@ struct ExarDBCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exar-db",
         abstract: "Exar DB: an append-only event store with live streaming, serving the Exar text protocol.",
+        usage: """
+            exar-db [-c <config>]
+              exar-db import --from <folder> [--collection <name> ...] [-c <config>]
+            """,
         discussion: """
             Without --config the server listens on 127.0.0.1:38580 and stores data under ~/exar-db/data.
             Logging is read from log4rs_path (default log4rs.toml); without that file, info and above go to the console.
             SIGTERM or SIGINT stops it gracefully: in-flight publishes are answered, segments sealed.
+            `exar-db import --from DIR` imports the collections of the original (Rust) Exar DB.
             """,
-        version: version
+        version: version,
+        subcommands: [ImportCommand.self]
     )
 
-    @Option(name: .long, help: "The TOML configuration file (see docs/CONFIGURATION.md).")
-    var config: String?
+    @OptionGroup var configFile: ConfigFileOption
+
+    var config: String? { configFile.config }
 
     func run() async throws {
         let settings: ExarConfig
