@@ -41,9 +41,19 @@ public struct PublishFields: Sendable, Equatable {
     public var tags: Range<Int>
     /// The data (the rest of the line).
     public var data: Range<Int>
+    /// Whether the tags field is valid, found while parsing; the original server answered an
+    /// invalid one only after the connection's state accepted the `Publish` (see ``validateTags(in:)``).
+    public var tagsAreValid: Bool
 
-    /// Checks the tags field of `line` (the line this was parsed from). The original server
-    /// validated an event only after the connection's state accepted the `Publish`.
+    /// Fields of a `Publish` line.
+    public init(timestamp: UInt64, tags: Range<Int>, data: Range<Int>, tagsAreValid: Bool = true) {
+        self.timestamp = timestamp
+        self.tags = tags
+        self.data = data
+        self.tagsAreValid = tagsAreValid
+    }
+
+    /// Checks the tags field of `line` (the line this was parsed from).
     /// - Throws: ``ExarError/validation(_:)`` for an empty tag.
     public func validateTags(in line: ByteBuffer) throws(ExarError) {
         let tags = self.tags
@@ -102,7 +112,14 @@ extension ClientRequest {
         let tags = try fields.field()
         let timestamp = try fields.uint64()
         let data = try fields.field()
-        return .publish(PublishFields(timestamp: timestamp, tags: tags, data: data))
+        let tagsAreValid: Bool
+        do throws(ExarError) {
+            try EventValidation.validateTagsField(fields.slice(tags))
+            tagsAreValid = true
+        } catch {
+            tagsAreValid = false
+        }
+        return .publish(PublishFields(timestamp: timestamp, tags: tags, data: data, tagsAreValid: tagsAreValid))
     }
 
     private static func parseConnect(_ outer: inout TabFields) throws(ExarError) -> ClientRequest {

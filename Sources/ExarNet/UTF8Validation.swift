@@ -7,7 +7,15 @@ enum UTF8Validation {
         let count = bytes.count
         var index = 0
         while index < count {
-            // ASCII, the common case, eight bytes at a time.
+            // ASCII, the common case, 32 and then 8 bytes at a time.
+            while index + 32 <= count {
+                let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    | base.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)
+                    | base.loadUnaligned(fromByteOffset: index + 16, as: UInt64.self)
+                    | base.loadUnaligned(fromByteOffset: index + 24, as: UInt64.self)
+                if word & 0x8080_8080_8080_8080 != 0 { break }
+                index += 32
+            }
             while index + 8 <= count {
                 if base.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
                 index += 8

@@ -247,6 +247,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func handle(_ line: ByteBuffer, context: ChannelHandlerContext) {
         let parsed = ClientRequest.parse(line)
+        // The common case first: a valid `Publish` on a bound connection.
+        if case .success(.publish(let publish)) = parsed, machine.state == .bound, publish.tagsAreValid {
+            addToBurst(publish, line)
+            return
+        }
         // These act on the collection or answer out of the publish bursts: only after every
         // earlier answer (the line waits meanwhile, and so do the lines after it).
         if case .success(let request) = parsed, request.waitsForEarlierAnswers, !waitForEarlierAnswers(line) {
@@ -260,17 +265,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 current.slots.append(.error(error))
                 return
             }
-            guard let collection, !collection.isDropped else {
-                current.slots.append(.error(.connection("")))
-                return
-            }
-            if publish.tags.count + publish.data.count > collection.configuration.maximumEventBytes {
-                current.slots.append(.error(.validation("event of \(publish.tags.count + publish.data.count) bytes is larger than a segment can hold")))
-                return
-            }
-            current.lines.append(line)
-            current.fields.append(publish)
-            current.slots.append(.published)
+            addToBurst(publish, line)
         case .answerError(let error):
             current.slots.append(.error(error))
         case .refuseLogin(let delay, let close):
@@ -288,6 +283,23 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .subscribe(let query):
             startStream(query, context: context)
         }
+    }
+
+    /// A valid `Publish` of a bound connection joins the current burst (or is answered with the
+    /// error of a dropped collection or an event too large).
+    func addToBurst(_ publish: PublishFields, _ line: ByteBuffer) {
+        guard let collection, !collection.isDropped else {
+            current.slots.append(.error(.connection("")))
+            return
+        }
+        let size = publish.tags.count + publish.data.count
+        if size > collection.configuration.maximumEventBytes {
+            current.slots.append(.error(.validation("event of \(size) bytes is larger than a segment can hold")))
+            return
+        }
+        current.lines.append(line)
+        current.fields.append(publish)
+        current.slots.append(.published)
     }
 
     /// A line that must wait for the earlier answers is answered only after them: if some are

@@ -157,6 +157,10 @@ import Testing
         let invalid: [[UInt8]] = [
             [0xFF], [0xC0, 0x80], [0xC3], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
             [0xF0, 0x9F, 0x98], [0x80], Array("Publish\tt\t0\t".utf8) + [0xE2, 0x82],
+            // A bad byte inside the 32- and 8-byte ASCII steps, and right after them.
+            Array(String(repeating: "a", count: 40).utf8) + [0xFF] + Array(String(repeating: "b", count: 40).utf8),
+            Array(String(repeating: "a", count: 64).utf8) + [0xC3],
+            Array(String(repeating: "a", count: 13).utf8) + [0xC0, 0xAF] + Array(String(repeating: "b", count: 50).utf8),
         ]
         for bytes in invalid {
             #expect(ClientRequest.parse(ByteBuffer(bytes: bytes)) == .failure(ClientRequest.invalidUTF8), "\(bytes)")
