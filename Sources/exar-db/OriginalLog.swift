@@ -132,10 +132,10 @@ struct OriginalEvent {
         } catch {
             throw LineProblem(reason: "bad tags \(quoted(tags)): \(error.plainText)")
         }
-        if let offset = firstInvalidUTF8(tags) {
+        if let offset = UTF8Validation.firstInvalidByte(in: tags) {
             throw LineProblem(reason: "tags are not valid UTF-8 (byte \(offset + 1) of the tags)")
         }
-        if let offset = firstInvalidUTF8(data) {
+        if let offset = UTF8Validation.firstInvalidByte(in: data) {
             throw LineProblem(reason: "data is not valid UTF-8 (byte \(offset + 1) of the data)")
         }
         if tags.count + data.count > maximumEventBytes {
@@ -163,47 +163,6 @@ struct OriginalEvent {
         let shown = String(decoding: field.prefix(40), as: UTF8.self)
         return "\"" + shown + (field.count > 40 ? "...\"" : "\"")
     }
-}
-
-/// The offset of the first byte that does not belong to a well-formed UTF-8 sequence, or `nil`.
-///
-/// Rejects what Rust's `str` rejects: overlong forms, surrogates, code points above U+10FFFF.
-func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer) -> Int? {
-    let count = bytes.count
-    var index = 0
-    while index < count {
-        // ASCII runs, the usual case, eight bytes at a time (loadUnaligned: any alignment).
-        while index + 8 <= count, bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-            index += 8
-        }
-        guard index < count else { return nil }
-        let lead = bytes[index]
-        if lead < 0x80 {
-            index += 1
-            continue
-        }
-        let length: Int
-        var lower: UInt8 = 0x80
-        var upper: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; lower = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; upper = 0x9F
-        case 0xF0: length = 4; lower = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; upper = 0x8F
-        default: return index
-        }
-        guard index + length <= count else { return index }
-        let second = bytes[index + 1]
-        guard second >= lower, second <= upper else { return index }
-        for offset in 2..<length where bytes[index + offset] & 0xC0 != 0x80 {
-            return index
-        }
-        index += length
-    }
-    return nil
 }
 
 /// Reads a file line by line through one reused buffer (no String or Array per line), at most

@@ -5,16 +5,6 @@ import Testing
 import Glibc
 #endif
 
-/// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN, as in CI's containers).
-private let canMountTmpfs: Bool = {
-    guard getuid() == 0 else { return false }
-    let probe = NSTemporaryDirectory() + "exar-mount-probe-" + UUID().uuidString
-    guard mkdir(probe, 0o755) == 0 else { return false }
-    defer { rmdir(probe) }
-    guard mount("tmpfs", probe, "tmpfs", 0, "size=64k") == 0 else { return false }
-    umount(probe)
-    return true
-}()
 
 /// glibc's `prlimit` (declared only under `_GNU_SOURCE`, so looked up at run time): sets a limit
 /// of another process.

@@ -1,4 +1,5 @@
 import Foundation
+import ExarModel
 import Testing
 
 @testable import exar_db
@@ -76,16 +77,6 @@ private func runImport(_ server: ExarProcess, from folder: String, _ extra: [Str
 
 private func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
-/// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN).
-private let mayMountTmpfs: Bool = {
-    guard getuid() == 0 else { return false }
-    let probe = NSTemporaryDirectory() + "exar-import-mount-probe-" + UUID().uuidString
-    guard mkdir(probe, 0o755) == 0 else { return false }
-    defer { rmdir(probe) }
-    guard mount("tmpfs", probe, "tmpfs", 0, "size=64k") == 0 else { return false }
-    umount(probe)
-    return true
-}()
 
 /// `exar-db import`, the real binary, on logs written as the original writes them; the real
 /// server then serves what it imported.
@@ -283,7 +274,7 @@ private let mayMountTmpfs: Bool = {
         #expect(!exists(server.dataFolder + "/orders"))
     }
 
-    @Test(.enabled(if: mayMountTmpfs, "needs root to mount a tmpfs"))
+    @Test(.enabled(if: canMountTmpfs, "needs root to mount a tmpfs"))
     func aDiskThatFillsMidwayLeavesNoPartialCollection() async throws {
         let original = try makeFolder("full")
         defer { try? FileManager.default.removeItem(atPath: original) }
@@ -351,7 +342,7 @@ private let mayMountTmpfs: Bool = {
     }
 
     @Test func invalidUTF8IsFound() {
-        func check(_ bytes: [UInt8]) -> Int? { bytes.withUnsafeBytes { firstInvalidUTF8($0) } }
+        func check(_ bytes: [UInt8]) -> Int? { bytes.withUnsafeBytes { UTF8Validation.firstInvalidByte(in: $0) } }
         #expect(check(Array("plain ascii, longer than eight bytes".utf8)) == nil)
         #expect(check(Array("ünïcode 🎉 ok".utf8)) == nil)
         #expect(check([0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0xFF]) == 8)

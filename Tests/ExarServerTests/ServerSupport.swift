@@ -140,3 +140,14 @@ final class StopFlag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
     func set() { value.store(true, ordering: .releasing) }
 }
+
+/// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN, as in CI's containers).
+let canMountTmpfs: Bool = {
+    guard getuid() == 0 else { return false }
+    let probe = NSTemporaryDirectory() + "exar-mount-probe-" + UUID().uuidString
+    guard mkdir(probe, 0o755) == 0 else { return false }
+    defer { rmdir(probe) }
+    guard mount("tmpfs", probe, "tmpfs", 0, "size=64k") == 0 else { return false }
+    umount(probe)
+    return true
+}()
