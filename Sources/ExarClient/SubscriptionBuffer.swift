@@ -1,6 +1,5 @@
 import ExarModel
 import NIOCore
-import Synchronization
 
 /// The events of one subscription on their way from the connection's event loop (the producer)
 /// to the one task that iterates them (the consumer), bounded.
@@ -41,7 +40,7 @@ final class SubscriptionBuffer: Sendable {
         var iteratorMade = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let limits: Limits
     private let eventLoop: any EventLoop
     private let handler: NIOLoopBound<ClientHandler>

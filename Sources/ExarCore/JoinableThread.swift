@@ -1,3 +1,4 @@
+import ExarModel
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

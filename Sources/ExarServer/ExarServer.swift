@@ -1,4 +1,5 @@
 import ExarCore
+import ExarModel
 import ExarNet
 import Logging
 import NIOCore

@@ -1,5 +1,5 @@
+import ExarModel
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -40,13 +40,13 @@ final class LogOutput: Sendable {
     /// The log file, `nil` for standard output and error.
     let path: String?
     let policy: RollingPolicy?
-    private let sink: Mutex<Sink>
+    private let sink: Locked<Sink>
 
     private init(descriptor: Int32, size: UInt64, path: String?, policy: RollingPolicy?) {
         isTerminal = isatty(descriptor) == 1
         self.path = path
         self.policy = policy
-        sink = Mutex(Sink(descriptor: descriptor, size: size))
+        sink = Locked(Sink(descriptor: descriptor, size: size))
     }
 
     deinit {
