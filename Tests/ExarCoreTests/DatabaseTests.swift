@@ -33,6 +33,27 @@ import Testing
         database.close()
     }
 
+    @Test func aCollectionAnotherProcessHoldsIsNotDropped() async throws {
+        let folder = TemporaryFolder()
+        let first = try makeDatabase(folder)
+        try await first.collection("held").publish(Event(tags: ["t"], data: "x"))
+        first.close()
+        // What a second server or `exar-inspect repair` holds while it has the folder open.
+        let lock = try CollectionLock(directory: folder.path + "/held")
+        let database = try makeDatabase(folder)
+        #expect {
+            try database.drop("held")
+        } throws: { error in
+            guard case ExarError.io(.wouldBlock, let message) = error else { return false }
+            return message.contains("in use by another process")
+        }
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/held/00000000000000000001.log"))
+        lock.release()
+        try database.drop("held")
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/held"))
+        database.close()
+    }
+
     @Test func aDropCutShortByACrashIsFinishedAtTheNextOpen() throws {
         let folder = TemporaryFolder()
         // What a crash between the rename and the delete leaves: the whole folder under the
