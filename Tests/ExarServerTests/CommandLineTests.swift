@@ -33,6 +33,7 @@ import Glibc
         process.executableURL = productsFolder.appendingPathComponent("exar-db")
         process.arguments = arguments.map { $0.replacingOccurrences(of: "CONFIG", with: config) }
         process.currentDirectoryURL = URL(fileURLWithPath: server.folder)
+        process.environment = serverProcessEnvironment()
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -25,6 +25,15 @@ func freeLoopbackPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// The environment of a long-running `exar-db` child. Under `make asan`, what the event loop
+/// threads still hold when the process exits is not a leak of a long-running server (leaks of
+/// the server code are checked in-process, where the tests run ExarServer themselves).
+func serverProcessEnvironment() -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["ASAN_OPTIONS"] = (environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "detect_leaks=0"
+    return environment
+}
+
 /// Runs one of the package's executables; returns its exit status, standard output and error.
 func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
@@ -95,12 +104,7 @@ final class ExarProcess {
         process.executableURL = productsFolder.appendingPathComponent("exar-db")
         process.arguments = ["--config=\(folder)/exar-db.toml"]
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        // Under `make asan`: what the event loop threads still hold when the process exits is
-        // not a leak of a long-running server (leaks of the server code are checked in-process,
-        // where the tests run ExarServer themselves).
-        var environment = ProcessInfo.processInfo.environment
-        environment["ASAN_OPTIONS"] = (environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "detect_leaks=0"
-        process.environment = environment
+        process.environment = serverProcessEnvironment()
         // Standard output and error (sanitizer reports, crashes) go to a file of the folder.
         _ = FileManager.default.createFile(atPath: folder + "/exar-db.stderr", contents: nil)
         let output = FileHandle(forWritingAtPath: folder + "/exar-db.stderr")
