@@ -188,6 +188,10 @@ public final class Collection: Sendable {
         dropped.store(true, ordering: .releasing)
         log.close()
         for scanner in scanners { scanner.stop(ending: .endOfStream) }
+    }
+
+    /// Lets the folder's `.lock` go (after a drop has deleted the folder).
+    func releaseFolderLock() {
         log.lock.release()
     }
 }

@@ -138,10 +138,12 @@ public final class Database: Sendable {
             gate.open()
         }
         collection?.drop()
+        // The folder stays locked until it is gone. A collection this database had not opened
+        // may be open in another process (a second server, `exar-inspect repair`): its lock
+        // says so, and the folder is left alone.
+        defer { collection?.releaseFolderLock() }
         let directory = configuration.directory(forCollection: name)
         guard FileManager.default.fileExists(atPath: directory) else { return }
-        // A collection this database had not opened may be open in another process (a second
-        // server, `exar-inspect repair`): its lock says so, and the folder is left alone.
         let lock = collection == nil ? try CollectionLock(directory: directory) : nil
         defer { lock?.release() }
         let parent = (directory as NSString).deletingLastPathComponent
