@@ -38,11 +38,18 @@ public enum FuzzTargets {
 
     private static func check(_ line: ByteBuffer) {
         precondition(line.readableBytes <= 257, "a framed line is longer than the limit")
-        switch ClientRequest.parse(line) {
+        // The line reader's UTF-8 check agrees with the standard library's.
+        let valid = line.withUnsafeReadableBytes { UTF8Validation.isValid($0) }
+        precondition(valid == (String(validating: line.readableBytesView, as: UTF8.self) != nil), "UTF-8 checks disagree")
+        let parsed = ClientRequest.parse(line)
+        precondition(valid || parsed == .failure(ClientRequest.invalidUTF8), "invalid UTF-8 was parsed")
+        switch parsed {
         case .success(.publish(let fields)):
             precondition(fields.tags.lowerBound >= 0 && fields.tags.upperBound <= line.readableBytes)
             precondition(fields.data.lowerBound >= 0 && fields.data.upperBound <= line.readableBytes)
             precondition(fields.tags.upperBound <= fields.data.lowerBound)
+            let validated = (try? fields.validateTags(in: line)) != nil
+            precondition(validated == fields.tagsAreValid, "the parse's tag check and validateTags disagree")
         case .success, .failure:
             break
         }
