@@ -60,7 +60,9 @@ struct ConnectionStateMachine {
         }
         switch (state, request) {
         case (.idle, .connect(let collection, let username, let password)):
-            if let refusal = checkCredentials(username: username, password: password) { return refusal }
+            // After an `Authenticate`, a `Connect` needs no credentials of its own (given ones are checked).
+            let alreadyProven = authenticated && username == nil && password == nil
+            if !alreadyProven, let refusal = checkCredentials(username: username, password: password) { return refusal }
             return .connect(collection: collection)
         case (_, .authenticate(let username, let password)):
             if let refusal = checkCredentials(username: username, password: password) { return refusal }

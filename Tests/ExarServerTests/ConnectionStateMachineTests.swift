@@ -75,6 +75,9 @@ import Testing
         #expect(machine.receive(.success(.select(collection: "a"))) == .select(collection: "a"))
         #expect(machine.receive(.success(.drop(collection: "a"))) == .drop(collection: "a"))
 
+        #expect(machine.receive(.success(.connect(collection: "c", username: nil, password: nil))) == .connect(collection: "c"))
+        #expect(machine.receive(.success(.connect(collection: "c", username: "u", password: "x"))) == .refuseLogin(delayMilliseconds: 200, close: false))
+
         var connected = ConnectionStateMachine(credentials: Credentials(username: "u", password: "p"))
         #expect(connected.receive(.success(.connect(collection: "c", username: "u", password: "p"))) == .connect(collection: "c"))
         connected.connected()

@@ -21,6 +21,10 @@ import Glibc
         client.send("Select\ta/b\nPublish\tt\t7\tz\nSubscribe\tfalse\t0\n")
         #expect(client.readLines(5) == ["Error\tConnectionError", "Published\t2", "Subscribed", "Event\t1\t6\tt\ty", "Event\t2\t7\tt\tz"])
         #expect(client.readLine() == "EndOfEventStream")
+        // After Authenticate a Connect needs no credentials of its own.
+        let authenticated = try LineClient(port: server.port)
+        authenticated.send("Connect\torders\nAuthenticate\tadmin\tsecret\nConnect\torders\nPublish\tt\t8\tw\n")
+        #expect(authenticated.readLines(4) == ["Error\tAuthenticationError", "Authenticated", "Connected", "Published\t2"])
         // A Connect with credentials also allows Select.
         let other = try LineClient(port: server.port)
         other.send("Connect\torders\tadmin\tsecret\nSelect\tother\nSubscribe\tfalse\t1\n")
