@@ -58,7 +58,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     static let maximumBurstsInFlight = 8
     /// Bytes of lines kept waiting behind a running stream before the server stops reading:
     /// reading goes on while a stream runs, so that an `Unsubscribe` is seen, but only this far.
-    static let maximumWaitingBytes = 256 * 1024
+    static let maximumWaitingBytes = 64 * 1024
 
     init(database: Database, credentials: Credentials?, maxLineBytes: Int, maxLoginFailures: Int, logger: Logger,
          batcher: PublishBatcher) {
