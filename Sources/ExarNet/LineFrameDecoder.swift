@@ -27,7 +27,9 @@ public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool)
         throws -> DecodingState
     {
-        // A last line without its newline is dropped, as the original server did.
+        // A last line without its newline is dropped: this decoder frames what a server sends
+        // (the client library), and a server's line cut short by a close is not a message. The
+        // server's own handler takes a client's last line without a newline (see ConnectionHandler).
         while let line = try nextLine(&buffer) {
             context.fireChannelRead(Self.wrapInboundOut(line))
         }
