@@ -160,6 +160,26 @@ public final class Collection: Sendable {
         return stream
     }
 
+    /// What the collection holds and has done since it was opened (counters kept per write and
+    /// scanner pass; the size on disk is read from the file system).
+    public var statistics: CollectionStatistics {
+        let segments = log.segments
+        let lastId = self.lastId
+        var bytes: UInt64 = 0
+        for name in (try? FileSystem.contents(of: log.directory)) ?? [] {
+            bytes += FileSystem.allocatedSize(of: log.directory + "/" + name)
+        }
+        let counters = log.counters
+        return CollectionStatistics(
+            name: name, firstId: lastId == 0 ? 0 : segments.first?.baseId ?? 1, lastId: lastId,
+            segments: segments.count, bytesOnDisk: bytes,
+            eventsAppended: counters.eventsAppended.load(ordering: .relaxed),
+            eventBytesAppended: counters.eventBytesAppended.load(ordering: .relaxed),
+            eventsDelivered: counters.eventsDelivered.load(ordering: .relaxed),
+            subscriptionsActive: subscriptionsPerScanner.reduce(0, +),
+            syncs: counters.syncs.withLock { $0 })
+    }
+
     /// The number of subscriptions each scanner holds.
     public var subscriptionsPerScanner: [Int] { scanners.map(\.subscriptionCount) }
 

@@ -51,7 +51,7 @@ extension CollectionLog {
         active.commit()
         active.seal()
         do {
-            try active.sync()
+            try counters.timingSync { () throws(ExarError) in try active.sync() }
         } catch {
             logHandler?(.error, "collection \(name): cannot sync on close: \(error)")
         }
@@ -83,6 +83,7 @@ extension CollectionLog {
         let firstId = active.nextId
         var failure: ExarError?
         var written = 0
+        var writtenBytes = 0
         let compress = configuration.compression == .lz4
         let batchLimit = Format.Batch.rawPayloadLimit(indexInterval: configuration.indexIntervalBytes)
         records.withUnsafeBytes { raw in
@@ -101,6 +102,7 @@ extension CollectionLog {
                 var count = 0
                 var firstTimestamp: UInt64 = 0
                 var lastTimestamp: UInt64 = 0
+                var batchBytes = 0
                 while end < raw.count {
                     let tagsLength = Int(raw.baseAddress!.loadLE(at: end + 8, as: UInt32.self))
                     let dataLength = Int(raw.baseAddress!.loadLE(at: end + 12, as: UInt32.self))
@@ -111,6 +113,7 @@ extension CollectionLog {
                     if count == 0 { firstTimestamp = lastTimestamp }
                     end += size
                     count += 1
+                    batchBytes += tagsLength + dataLength
                 }
                 if count == 0 {
                     // Not even one event fits in what is left of this segment.
@@ -121,16 +124,18 @@ extension CollectionLog {
                               firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, compress: compress)
                 offset = end
                 written += count
+                writtenBytes += batchBytes
             }
         }
         active.commit()
         if written > 0 {
+            counters.appended(events: written, bytes: writtenBytes)
             lastCommittedId.store(active.nextId - 1, ordering: .releasing)
             for observer in commitObservers { observer() }
             switch configuration.sync {
             case .always:
                 do {
-                    try active.sync()
+                    try counters.timingSync { () throws(ExarError) in try active.sync() }
                 } catch {
                     failure = failure ?? error
                     written = 0
@@ -153,7 +158,7 @@ extension CollectionLog {
             active.commit()
             active.seal()
             if configuration.sync != .none {
-                try active.sync()
+                try counters.timingSync { () throws(ExarError) in try active.sync() }
             }
             active.releaseDescriptors()
         }
@@ -171,7 +176,7 @@ extension CollectionLog {
             currentTimeMilliseconds() &- since >= UInt64(milliseconds)
         else { return }
         do {
-            try active.sync()
+            try counters.timingSync { () throws(ExarError) in try active.sync() }
             unsyncedSince.store(0, ordering: .relaxed)
         } catch {
             logHandler?(.error, "collection \(name): interval sync failed: \(error)")

@@ -51,6 +51,8 @@ final class CollectionLog: @unchecked Sendable {
 
     /// What opening the collection repaired.
     let recoveryNotes: [RecoveryNote]
+    /// What it has appended and synced since it was opened (and what its scanners delivered).
+    let counters = CollectionCounters()
 
     init(name: String, directory: String, configuration: CollectionConfiguration,
          logHandler: DatabaseLogHandler?) throws(ExarError) {
@@ -301,7 +303,7 @@ final class CollectionLog: @unchecked Sendable {
         // The active segment can change under us; syncing every segment's descriptor is safe and cheap
         // for the ones already synced.
         for segment in segments.suffix(2) {
-            try segment.sync()
+            try counters.timingSync { () throws(ExarError) in try segment.sync() }
         }
     }
 

@@ -104,6 +104,12 @@ public final class Database: Sendable {
         state.withLock { Array($0.open.keys) }
     }
 
+    /// The statistics of every open collection, by name.
+    public func statistics() -> [CollectionStatistics] {
+        let open = state.withLock { Array($0.open.values) }
+        return open.map(\.statistics).sorted { $0.name < $1.name }
+    }
+
     /// Deletes the collection `name`, open or not: its publishes still queued are written (and
     /// answered), then its subscriptions end with ``SubscriptionEnd/endOfStream``, its threads
     /// stop and its folder is deleted. The folder is first renamed, so a crash leaves either the

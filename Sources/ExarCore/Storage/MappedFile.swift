@@ -209,6 +209,13 @@ enum FileSystem {
         return Int(info.st_size)
     }
 
+    /// The bytes the file at `path` takes on disk (its allocated blocks), `0` when it cannot be read.
+    static func allocatedSize(of path: String) -> UInt64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return UInt64(info.st_blocks) * 512
+    }
+
     /// Flushes a directory's entries (new file names) to the device.
     static func syncDirectory(_ path: String) {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

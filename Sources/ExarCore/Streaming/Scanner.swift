@@ -148,6 +148,8 @@ final class Scanner: @unchecked Sendable {
         // The reader filters by tag (and may skip blocks) only when every member asks for the same one.
         let sharedTag: TagFilter? = members.allSatisfy({ $0.tag?.bytes == members[0].tag?.bytes }) ? members[0].tag : nil
         var active = members.count
+        var delivered: UInt64 = 0
+        defer { if delivered > 0 { log.counters.eventsDelivered.add(delivered, ordering: .relaxed) } }
         let stop = reader.read(
             segments: segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: sharedTag,
             maxEvents: Self.eventsPerPass, maxBatches: Self.batchesPerPass
@@ -172,6 +174,7 @@ final class Scanner: @unchecked Sendable {
                 let wantsMore = member.sink.receive(event)
                 member.receivedInPass = true
                 member.delivered += 1
+                delivered += 1
                 if let limit = member.limit, member.delivered >= limit {
                     finish(member)
                     active -= 1
