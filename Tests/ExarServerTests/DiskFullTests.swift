@@ -120,11 +120,7 @@ private func setLimit(of pid: pid_t, resource: Int32, to value: rlim_t) throws {
     func aFullFileSystemRefusesPublishesUntilThereIsRoom() async throws {
         let server = try ExarProcess(database: ["segment_size = 65536"])
         defer { server.removeFiles() }
-        try FileManager.default.createDirectory(atPath: server.dataFolder, withIntermediateDirectories: true)
-        guard mount("tmpfs", server.dataFolder, "tmpfs", 0, "size=1m") == 0 else {
-            Issue.record("mount failed: errno \(errno)")
-            return
-        }
+        guard try mountTmpfs(at: server.dataFolder, size: "1m") else { return }
         defer { umount2(server.dataFolder, Int32(MNT_DETACH)) }
         try await server.start()
         let ballast = server.dataFolder + "/ballast"

@@ -295,11 +295,7 @@ private func exists(_ path: String) -> Bool { FileManager.default.fileExists(atP
         try writeOriginalLog(in: original, name: "second", events: big)
         let server = try ExarProcess(database: ["segment_size = 65536"])
         defer { server.removeFiles() }
-        try FileManager.default.createDirectory(atPath: server.dataFolder, withIntermediateDirectories: true)
-        guard mount("tmpfs", server.dataFolder, "tmpfs", 0, "size=1m") == 0 else {
-            Issue.record("mount failed: errno \(errno)")
-            return
-        }
+        guard try mountTmpfs(at: server.dataFolder, size: "1m") else { return }
         defer { umount2(server.dataFolder, Int32(MNT_DETACH)) }
 
         let run = try runImport(server, from: original, ["--batch-size", "500"])

@@ -3,6 +3,7 @@ import ExarServer
 import Foundation
 import Logging
 import Synchronization
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -151,3 +152,14 @@ let canMountTmpfs: Bool = {
     umount(probe)
     return true
 }()
+
+/// Mounts a tmpfs of `size` (as `mount -o size=`) at `path`, creating the folder; records an
+/// issue and returns `false` when the mount fails. Unmount it with `umount2(path, MNT_DETACH)`.
+func mountTmpfs(at path: String, size: String) throws -> Bool {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    guard mount("tmpfs", path, "tmpfs", 0, "size=\(size)") == 0 else {
+        Issue.record("mount failed: errno \(errno)")
+        return false
+    }
+    return true
+}
