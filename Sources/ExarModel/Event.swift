@@ -67,7 +67,9 @@ public enum EventValidation {
             case UInt8(ascii: " "):
                 if previousWasSpace { throw .validation(ValidationMessage.emptyTag) }
                 previousWasSpace = true
-            case UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+            // A TAB or newline would split the line an event is sent in; a `\r` cannot (tags are
+            // never at a line's end), and the original stored it.
+            case UInt8(ascii: "\t"), UInt8(ascii: "\n"):
                 throw .validation(ValidationMessage.badTagCharacter)
             default:
                 previousWasSpace = false
@@ -88,7 +90,7 @@ public enum EventValidation {
             // A space would split the tag in two on the wire: the protocol sees an empty tag or two tags.
             throw .validation(ValidationMessage.emptyTag)
         }
-        for byte in tag where byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
+        for byte in tag where byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") {
             throw .validation(ValidationMessage.badTagCharacter)
         }
     }

@@ -48,18 +48,22 @@ public struct LineFrameDecoder: ByteToMessageDecoder, Sendable {
         }
         guard let newline else {
             searched = readable
-            if readable > maximumLineBytes {
+            // Over the limit already, unless the one byte past it is a `\r` that the `\n` may follow.
+            if readable > maximumLineBytes
+                && !(readable == maximumLineBytes + 1
+                     && buffer.getInteger(at: buffer.readerIndex + readable - 1, as: UInt8.self) == UInt8(ascii: "\r"))
+            {
                 throw LineTooLongError(maximumLineBytes: maximumLineBytes)
             }
             return nil
         }
         searched = 0
-        if newline > maximumLineBytes + 1 {
-            throw LineTooLongError(maximumLineBytes: maximumLineBytes)
-        }
         var length = newline
         if length > 0, buffer.getInteger(at: buffer.readerIndex + length - 1, as: UInt8.self) == UInt8(ascii: "\r") {
             length -= 1
+        }
+        if length > maximumLineBytes {
+            throw LineTooLongError(maximumLineBytes: maximumLineBytes)
         }
         let line = buffer.getSlice(at: buffer.readerIndex, length: length)!
         buffer.moveReaderIndex(forwardBy: newline + 1)

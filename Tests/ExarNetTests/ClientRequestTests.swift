@@ -216,5 +216,15 @@ import Testing
         var longWithNewline = ByteBuffer(string: "1234567890\n")
         var fresh = LineFrameDecoder(maximumLineBytes: 8)
         #expect(throws: LineTooLongError.self) { try fresh.nextLine(&longWithNewline) }
+        // The limit counts the line without its terminator: one byte more is too long, with or
+        // without the \r, and a \r just past the limit may still be the terminator's.
+        var oneOver = ByteBuffer(string: "123456789\n")
+        var third = LineFrameDecoder(maximumLineBytes: 8)
+        #expect(throws: LineTooLongError.self) { try third.nextLine(&oneOver) }
+        var exactWithCR = ByteBuffer(string: "12345678\r")
+        var fourth = LineFrameDecoder(maximumLineBytes: 8)
+        #expect(try fourth.nextLine(&exactWithCR) == nil)
+        exactWithCR.writeString("\n")
+        #expect(try fourth.nextLine(&exactWithCR).map { String(buffer: $0) } == "12345678")
     }
 }

@@ -68,6 +68,16 @@ import Testing
         try await server.stop()
     }
 
+    @Test func aCarriageReturnInsideTagsIsATagCharacter() async throws {
+        let server = try await TestServer()
+        defer { server.removeFiles() }
+        let client = try LineClient(port: server.port)
+        // Only a \r right before the \n ends a line; inside the tags the original stored it.
+        client.send("Connect\tc\nPublish\ta\rb\t3\tcr\r\nSubscribe\tfalse\t0\t0\ta\rb\n")
+        #expect(client.readLines(5) == ["Connected", "Published\t1", "Subscribed", "Event\t1\t3\ta\rb\tcr", "EndOfEventStream"])
+        try await server.stop()
+    }
+
     @Test func theServersOwnMessagesAreParsedAsTheOriginalParsedThem() async throws {
         let server = try await TestServer()
         defer { server.removeFiles() }
@@ -120,13 +130,21 @@ import Testing
         let client = try LineClient(port: server.port)
         client.send("Connect\tc\nPublish\tt\t1\ta\nPublish\tt\t2\tb\n")
         #expect(client.readLines(3) == ["Connected", "Published\t1", "Published\t2"])
-        for live in ["false", "true"] {
-            client.send("Subscribe\t\(live)\t18446744073709551615\n")
-            #expect(client.readLines(2) == ["Subscribed", "EndOfEventStream"], "live \(live)")
-            client.send("Subscribe\t\(live)\t18446744073709551614\t1\n")
-            #expect(client.readLines(2) == ["Subscribed", "EndOfEventStream"], "live \(live), one below")
+        client.send("Subscribe\tfalse\t18446744073709551615\n")
+        #expect(client.readLines(2) == ["Subscribed", "EndOfEventStream"])
+        client.send("Subscribe\tfalse\t18446744073709551614\t1\n")
+        #expect(client.readLines(2) == ["Subscribed", "EndOfEventStream"])
+        // A live one delivers nothing and, like every live subscription, runs until it is ended.
+        for offset in ["18446744073709551615", "18446744073709551614"] {
+            client.send("Subscribe\ttrue\t\(offset)\n")
+            #expect(client.readLine() == "Subscribed")
+            let publisher = try LineClient(port: server.port)
+            publisher.send("Connect\tc\nPublish\tt\t3\tlater\n")
+            #expect(publisher.readLines(2).count == 2)
+            client.send("Unsubscribe\n")
+            #expect(client.readLine() == "EndOfEventStream", "offset \(offset)")
         }
-        client.send("Subscribe\tfalse\t1\n")
+        client.send("Subscribe\tfalse\t1\t1\n")
         #expect(client.readLines(3) == ["Subscribed", "Event\t2\t2\tt\tb", "EndOfEventStream"])
         try await server.stop()
     }

@@ -197,7 +197,9 @@ final class Scanner: @unchecked Sendable {
             if member.cursor.nextId <= cursor.nextId {
                 member.cursor = cursor
             }
-            if member.cursor.nextId >= member.endId || (!member.live && stop == .caughtUp) {
+            // A live subscription without an end (`UInt64.max`) never ends here, even one whose
+            // offset left no id after it: it waits, as every live one does, for its client.
+            if (member.endId != UInt64.max && member.cursor.nextId >= member.endId) || (!member.live && stop == .caughtUp) {
                 finish(member)
             }
         }
