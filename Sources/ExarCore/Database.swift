@@ -99,11 +99,6 @@ public final class Database: Sendable {
         state.withLock { $0.open[name] }
     }
 
-    /// The names of the open collections.
-    public var openCollectionNames: [String] {
-        state.withLock { Array($0.open.keys) }
-    }
-
     /// The statistics of every open collection, by name.
     public func statistics() -> [CollectionStatistics] {
         let open = state.withLock { Array($0.open.values) }

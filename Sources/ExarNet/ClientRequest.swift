@@ -25,7 +25,6 @@ public enum ClientRequest: Sendable, Equatable {
         public static let connect = "Connect"
         public static let publish = "Publish"
         public static let subscribe = "Subscribe"
-        public static let unsubscribe = "Unsubscribe"
     }
 
     /// The answer to a line that is not valid UTF-8, as the original server's line reader gave it.
