@@ -52,7 +52,7 @@ public final class Collection: Sendable {
         do {
             try log.publish(fill, completion: completion)
         } catch {
-            throw isDropped ? .connection("collection \(name) was dropped") : error
+            throw explained(error)
         }
     }
 
@@ -147,7 +147,7 @@ public final class Collection: Sendable {
         do {
             try scanner.add(subscription)
         } catch {
-            throw isDropped ? .connection("collection \(name) was dropped") : error
+            throw explained(error)
         }
         return subscription
     }
@@ -208,6 +208,12 @@ public final class Collection: Sendable {
         dropped.store(true, ordering: .releasing)
         log.close()
         for scanner in scanners { scanner.stop(ending: .endOfStream) }
+    }
+
+    /// `error` of a publish or subscribe call, or the dropped collection's `ConnectionError` that
+    /// caused it (a dropped collection's log and scanners are closed).
+    private func explained(_ error: ExarError) -> ExarError {
+        isDropped ? .connection("collection \(name) was dropped") : error
     }
 
     /// Lets the folder's `.lock` go (after a drop has deleted the folder).
