@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""Drives the Exar Console in headless Chromium against a running exar-db.
+
+    python3 Tests/browser/console_test.py --url http://127.0.0.1:38581 --port 38580 \
+        [--screenshots docs/images]
+
+The console's base URL and the protocol port also come from EXAR_HTTP_URL and EXAR_PORT
+(credentials, when the server has them, from EXAR_USERNAME and EXAR_PASSWORD). The test
+drops and refills the collection `browser-test` (--collection). It needs Debian's chromium
+and chromium-driver and the selenium package: scripts/setup-browser.sh installs them.
+Exits 0 after printing "browser test: N checks passed", 1 with the failed check otherwise.
+"""
+
+import argparse
+import base64
+import csv
+import io
+import json
+import os
+import socket
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WIDTH, HEIGHT = 1280, 800
+BULK = 30
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("EXAR_HTTP_URL", "http://127.0.0.1:38581"),
+                        help="the console's base URL (EXAR_HTTP_URL)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("EXAR_PORT", "38580")),
+                        help="the protocol port (EXAR_PORT)")
+    parser.add_argument("--tcp-host", default=None, help="the protocol host (default: the URL's host)")
+    parser.add_argument("--collection", default="browser-test")
+    parser.add_argument("--screenshots", default=None, help="folder for console-<view>.png at 1280x800")
+    parser.add_argument("--headed", action="store_true", help="show the browser window")
+    return parser.parse_args()
+
+
+# ---------------------------------------------------------------- the server, without the browser
+
+class Server:
+    """The HTTP API through urllib and the protocol port through a socket."""
+
+    def __init__(self, url, tcp_host, port):
+        self.url = url.rstrip("/")
+        self.tcp_host = tcp_host
+        self.port = port
+        self.username = os.environ.get("EXAR_USERNAME")
+        self.password = os.environ.get("EXAR_PASSWORD")
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if method != "GET":
+            request.add_header("Content-Type", "application/json")
+        if self.username and self.password:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+
+    def drop(self, name):
+        self.request("DELETE", f"/api/v1/collections/{urllib.parse.quote(name, safe='')}")
+
+    def tcp(self, collection):
+        return ProtocolConnection(self.tcp_host, self.port, collection, self.username, self.password)
+
+
+class ProtocolConnection:
+    def __init__(self, host, port, collection, username=None, password=None):
+        self.socket = socket.create_connection((host, port), timeout=10)
+        self.reader = self.socket.makefile("rb")
+        connect = f"Connect\t{collection}" + (f"\t{username}\t{password}" if username and password else "")
+        self.send(connect)
+        answer = self.read()
+        if answer != "Connected":
+            raise CheckFailed(f"Connect answered {answer!r}, not 'Connected'")
+
+    def send(self, line):
+        self.socket.sendall(line.encode() + b"\n")
+
+    def read(self):
+        line = self.reader.readline()
+        if not line:
+            raise CheckFailed("the protocol connection closed")
+        return line.decode().rstrip("\n")
+
+    def publish(self, tags, data):
+        self.send(f"Publish\t{tags}\t0\t{data}")
+        answer = self.read()
+        kind, _, value = answer.partition("\t")
+        if kind != "Published":
+            raise CheckFailed(f"Publish answered {answer!r}")
+        return int(value)
+
+    def close(self):
+        self.reader.close()
+        self.socket.close()
+
+
+# ---------------------------------------------------------------- the browser
+
+def start_browser(headed):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    if not headed:
+        options.add_argument("--headless=new")
+    for argument in ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={WIDTH},{HEIGHT}",
+                     "--force-device-scale-factor=1", "--lang=en-US"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # The page itself 1280 x 800, whatever the window's frame takes.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+    return driver
+
+
+def testid(hook, **data):
+    selector = f'[data-testid="{hook}"]'
+    for key, value in data.items():
+        selector += f'[data-{key}="{value}"]'
+    return (By.CSS_SELECTOR, selector)
+
+
+class Console:
+    """The console page, addressed by its data-testid hooks."""
+
+    def __init__(self, driver, base_url):
+        self.driver = driver
+        self.base_url = base_url.rstrip("/")
+
+    def find(self, hook, **data):
+        return self.driver.find_element(*testid(hook, **data))
+
+    def find_all(self, hook, **data):
+        return self.driver.find_elements(*testid(hook, **data))
+
+    def wait(self, condition, message, timeout=5.0):
+        """Waits for condition(); message may be a function, called only on failure to describe it."""
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.02,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: condition())
+        except TimeoutException:
+            raise CheckFailed(message() if callable(message) else message) from None
+
+    def open(self, hash_part=""):
+        self.driver.get(f"{self.base_url}/{hash_part}")
+
+    def tab(self, view):
+        self.find(f"tab-{view}").click()
+        self.wait(lambda: self.find(f"tab-{view}").get_attribute("aria-selected") == "true", f"the {view} tab is not selected")
+
+    def type(self, name, text):
+        field = self.find(name)
+        field.clear()
+        field.send_keys(text)
+
+    def row_ids(self, name):
+        """The data-id of each row, read in one script (rows are re-rendered while a test looks)."""
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map((row) => Number(row.dataset.id));",
+            f'[data-testid="{name}"]')
+
+    def log_text(self):
+        return self.find("protocol-log").text
+
+    def screenshot(self, folder, view):
+        if not folder:
+            return
+        os.makedirs(folder, exist_ok=True)
+        self.driver.execute_script("window.scrollTo(0, 0)")
+        self.driver.save_screenshot(os.path.join(folder, f"console-{view}.png"))
+
+
+# ---------------------------------------------------------------- the checks
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        host = args.tcp_host or urllib.parse.urlparse(args.url).hostname or "127.0.0.1"
+        self.server = Server(args.url, host, args.port)
+        self.name = args.collection
+        self.passed = 0
+
+    def check(self, title, function):
+        try:
+            function()
+        except CheckFailed as error:
+            raise CheckFailed(f"{title}: {error}") from None
+        self.passed += 1
+        print(f"  ok  {title}", flush=True)
+
+    def run(self, console):
+        self.console = console
+        self.server.drop(self.name)
+        self.check("the console opens and shows the server", self.opens)
+        self.check("a new collection is chosen by name", self.chooses_collection)
+        self.check("the publish form stores an event and shows its id", self.publishes_from_form)
+        self.check("the browser shows the published event", self.browses_event)
+        self.check("a TCP publish appears in the live tail within 1 s", self.live_tail)
+        self.check("the live tail counts what arrives while paused", self.live_pause)
+        self.check("paging by limit with next and previous, kept in the URL", self.pages)
+        self.check("newest first", self.newest_first)
+        self.check("filtering by tag", self.filters)
+        self.check("the NDJSON and CSV exports match the query", self.exports)
+        self.check("segments and verify", self.segments)
+        self.check("the overview lists the collection", self.overview)
+        self.check("the browser's console has no errors", self.console_clean)
+
+    def opens(self):
+        c = self.console
+        c.open()
+        c.wait(lambda: c.driver.title.startswith("Exar Console"), "the page title is not 'Exar Console'")
+        c.wait(lambda: "exar-db" in c.find("server-line").text, "the server line never named exar-db")
+        if c.find("tab-overview").get_attribute("aria-selected") != "true":
+            raise CheckFailed("the overview is not the first view")
+
+    def chooses_collection(self):
+        c = self.console
+        c.type("collection-name", self.name + Keys.ENTER)
+        c.wait(lambda: c.find("current-collection").text == self.name, "the collection bar does not name it")
+        c.wait(lambda: "no events yet" in c.find("browse-status").text, "the browser does not say it has no events")
+
+    def publishes_from_form(self):
+        c = self.console
+        c.tab("publish")
+        c.type("publish-tags", "form created")
+        c.type("publish-data", '{"from": "form", "n": 1}')
+        c.find("publish-submit").click()
+        c.wait(lambda: c.find("publish-result").get_attribute("data-id"), lambda: "no id after Publish: " + c.find("publish-result").text)
+        self.form_id = int(c.find("publish-result").get_attribute("data-id"))
+        if str(self.form_id) not in c.find("publish-result").text:
+            raise CheckFailed("the result does not show the id")
+        log = c.log_text()
+        if f"Connect→{self.name}" not in log or 'Publish→form created→0→{"from": "form", "n": 1}' not in log:
+            raise CheckFailed(f"the message log lacks the Connect and Publish lines: {log[-300:]!r}")
+        c.screenshot(self.args.screenshots, "publish")
+
+    def browses_event(self):
+        c = self.console
+        c.tab("browse")
+        c.wait(lambda: c.find_all("event-row", id=self.form_id), "the event's row is missing")
+        row = c.find("event-row", id=self.form_id)
+        if "form" not in row.text or "created" not in row.text:
+            raise CheckFailed(f"the row does not show the tags and data: {row.text!r}")
+        if "Subscribe→false→0→25" not in c.log_text():
+            raise CheckFailed("the message log lacks the Subscribe line")
+
+    def live_tail(self):
+        c = self.console
+        c.tab("live")
+        c.find("live-start").click()
+        c.wait(lambda: c.find("live-state").text.startswith("Tailing"), "the live tail never started")
+        connection = self.server.tcp(self.name)
+        try:
+            sent = time.monotonic()
+            connection.send("Publish\tfrom-tcp\t0\thello")
+            answer = connection.read()
+            if not answer.startswith("Published\t"):
+                raise CheckFailed(f"Publish answered {answer!r}")
+            event_id = int(answer.split("\t")[1])
+            c.wait(lambda: c.find_all("live-row", id=event_id), "the event did not appear within 1 s", timeout=1.0)
+            elapsed = time.monotonic() - sent
+        finally:
+            connection.close()
+        print(f"      (appeared after {elapsed * 1000:.0f} ms)")
+        self.tcp_id = event_id
+        if "Subscribe→true→" not in c.log_text():
+            raise CheckFailed("the message log lacks the live Subscribe line")
+
+    def live_pause(self):
+        c = self.console
+        c.find("live-pause").click()
+        connection = self.server.tcp(self.name)
+        try:
+            ids = [connection.publish("paused", f"while paused {n}") for n in range(3)]
+        finally:
+            connection.close()
+        c.wait(lambda: c.find("live-pending").text == "3", lambda: f"the pending count is {c.find('live-pending').text}, not 3")
+        if c.find_all("live-row", id=ids[0]):
+            raise CheckFailed("a row was added while paused")
+        c.screenshot(self.args.screenshots, "live")
+        c.find("live-pause").click()
+        c.wait(lambda: c.row_ids("live-row")[:3] == list(reversed(ids)), "the paused events are not on top after Resume")
+        c.find("live-stop").click()
+        c.wait(lambda: "Unsubscribe" in c.log_text(), "Stop did not log Unsubscribe")
+
+    def pages(self):
+        c = self.console
+        connection = self.server.tcp(self.name)
+        try:
+            self.bulk_ids = [connection.publish(f"bulk {'even' if n % 2 == 0 else 'odd'}", json.dumps({"n": n})) for n in range(BULK)]
+        finally:
+            connection.close()
+        c.tab("browse")
+        c.type("browse-offset", "0")
+        c.type("browse-limit", "10")
+        Select(c.find("browse-order")).select_by_value("asc")
+        c.find("browse-load").click()
+        c.wait(lambda: c.row_ids("event-row") == list(range(1, 11)), lambda: f"page 1 is {c.row_ids('event-row')}")
+        c.find("browse-next").click()
+        c.wait(lambda: c.row_ids("event-row") == list(range(11, 21)), lambda: f"page 2 is {c.row_ids('event-row')}")
+        if "offset=10" not in c.driver.current_url or "limit=10" not in c.driver.current_url:
+            raise CheckFailed(f"the URL does not keep the page: {c.driver.current_url}")
+        c.screenshot(self.args.screenshots, "browse")
+        c.driver.refresh()
+        c.wait(lambda: c.row_ids("event-row") == list(range(11, 21)), "a reload does not restore the page")
+        c.find("browse-prev").click()
+        c.wait(lambda: c.row_ids("event-row") == list(range(1, 11)), lambda: f"Previous shows {c.row_ids('event-row')}")
+        if c.find("browse-prev").get_attribute("disabled") is None:
+            raise CheckFailed("Previous is enabled on the first page")
+
+    def newest_first(self):
+        c = self.console
+        Select(c.find("browse-order")).select_by_value("desc")
+        last = self.bulk_ids[-1]
+        c.wait(lambda: c.row_ids("event-row") == list(range(last, last - 10, -1)), lambda: f"newest first shows {c.row_ids('event-row')}")
+        c.find("browse-next").click()
+        c.wait(lambda: c.row_ids("event-row") == list(range(last - 10, last - 20, -1)), lambda: f"the next older page is {c.row_ids('event-row')}")
+        c.find("browse-prev").click()
+        c.wait(lambda: c.row_ids("event-row") == list(range(last, last - 10, -1)), lambda: f"Previous (newer) shows {c.row_ids('event-row')}")
+
+    def filters(self):
+        c = self.console
+        Select(c.find("browse-order")).select_by_value("asc")
+        c.type("browse-tag", "odd")
+        c.find("browse-load").click()
+        odd = [event_id for n, event_id in enumerate(self.bulk_ids) if n % 2 == 1]
+        c.wait(lambda: c.row_ids("event-row") == odd[:10], lambda: f"tag odd shows {c.row_ids('event-row')}")
+        for row in c.find_all("event-row"):
+            if "odd" not in [tag.text for tag in row.find_elements(By.CSS_SELECTOR, ".tag")]:
+                raise CheckFailed(f"row {row.get_attribute('data-id')} lacks the tag")
+        if "tag=odd" not in c.driver.current_url:
+            raise CheckFailed("the URL does not keep the tag")
+        if "Subscribe→false→0→10→odd" not in c.log_text():
+            raise CheckFailed("the message log lacks the Subscribe line with the tag")
+
+    def exports(self):
+        c = self.console
+        odd = [event_id for n, event_id in enumerate(self.bulk_ids) if n % 2 == 1]
+        ndjson_href = c.find("export-ndjson").get_attribute("href")
+        csv_href = c.find("export-csv").get_attribute("href")
+        for href, expected in ((ndjson_href, "format=ndjson"), (csv_href, "format=csv")):
+            if expected not in href or "tag=odd" not in href:
+                raise CheckFailed(f"the export link is {href}")
+        path = lambda href: urllib.parse.urlparse(href)._replace(scheme="", netloc="").geturl()
+        lines = [json.loads(text) for text in self.server.request("GET", path(ndjson_href)).splitlines() if text]
+        if [event["id"] for event in lines] != odd:
+            raise CheckFailed(f"the NDJSON export has ids {[event['id'] for event in lines]}, not {odd}")
+        if any("odd" not in event["tags"] for event in lines):
+            raise CheckFailed("an NDJSON line lacks the tag")
+        rows = list(csv.reader(io.StringIO(self.server.request("GET", path(csv_href)))))
+        if rows[0] != ["id", "timestamp", "tags", "data"]:
+            raise CheckFailed(f"the CSV header is {rows[0]}")
+        if [int(row[0]) for row in rows[1:]] != odd or json.loads(rows[1][3]) != {"n": 1}:
+            raise CheckFailed(f"the CSV rows are {rows[1:3]}…")
+
+    def segments(self):
+        c = self.console
+        c.tab("segments")
+        c.wait(lambda: c.find_all("segment-row"), "the segments table has no row")
+        c.find("verify-button").click()
+        c.wait(lambda: c.find("verify-result").get_attribute("data-ok") is not None, "Verify gave no result")
+        if c.find("verify-result").get_attribute("data-ok") != "true":
+            raise CheckFailed(f"Verify failed: {c.find('verify-result').text}")
+        c.screenshot(self.args.screenshots, "segments")
+
+    def overview(self):
+        c = self.console
+        c.tab("overview")
+        c.wait(lambda: c.find_all("collection-row", name=self.name), "no row for the collection")
+        expected = f"{len(self.bulk_ids) + 4 + 1}"
+        row = lambda: c.find("collection-row", name=self.name)
+        c.wait(lambda: expected in row().text.split(), lambda: f"the row does not count {expected} events: {row().text!r}")
+        # A few polls so that the sparklines have something to draw.
+        time.sleep(4.5)
+        c.screenshot(self.args.screenshots, "overview")
+        # Arrow keys move between the tabs.
+        c.find("tab-overview").send_keys(Keys.ARROW_RIGHT)
+        c.wait(lambda: c.find("tab-browse").get_attribute("aria-selected") == "true", "ArrowRight did not select Browse")
+        c.wait(lambda: c.driver.switch_to.active_element.get_attribute("id") == "tab-browse", "ArrowRight did not move focus")
+
+    def console_clean(self):
+        entries = self.console.driver.get_log("browser")
+        bad = [entry for entry in entries
+               if entry.get("level") == "SEVERE" or "Content Security Policy" in entry.get("message", "")]
+        if bad:
+            raise CheckFailed("; ".join(entry["message"] for entry in bad))
+
+
+def main():
+    args = parse_arguments()
+    run = Run(args)
+    try:
+        driver = start_browser(args.headed)
+    except WebDriverException as error:
+        print(f"browser test FAILED: cannot start {CHROMIUM} with {CHROMEDRIVER} "
+              f"(scripts/setup-browser.sh installs them): {error.msg}", file=sys.stderr)
+        return 1
+    try:
+        run.run(Console(driver, args.url))
+    except CheckFailed as error:
+        print(f"browser test FAILED after {run.passed} checks: {error}", file=sys.stderr)
+        return 1
+    except (OSError, urllib.error.URLError) as error:
+        print(f"browser test FAILED after {run.passed} checks: the server at {args.url} / port {args.port}: {error}",
+              file=sys.stderr)
+        return 1
+    finally:
+        driver.quit()
+    print(f"browser test: {run.passed} checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
