@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (Tests/browser/*.py) need, when it is missing:
 # Debian's chromium and chromium-driver, and the Python packages selenium and
-# prometheus-client. Idempotent and quiet: a second run does nothing.
+# prometheus-client. Idempotent and quiet: prints nothing when all is there,
+# and the installer's output only when an install fails.
 set -euo pipefail
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -10,20 +11,31 @@ else
     SUDO=(sudo)
 fi
 PYTHON="${PYTHON:-python3}"
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+
+quietly() {
+    if ! "$@" >"$LOG" 2>&1; then
+        cat "$LOG" >&2
+        echo "setup-browser: failed: $*" >&2
+        exit 1
+    fi
+}
 
 missing_debs=()
 [ -x /usr/bin/chromium ] || missing_debs+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing_debs+=(chromium-driver)
 
 if [ "${#missing_debs[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    # Update the lists only when apt cannot find the packages as it is.
+    apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+    # The package lists are updated only when apt does not know the packages yet.
     if ! apt-cache show "${missing_debs[@]}" >/dev/null 2>&1; then
-        "${SUDO[@]}" apt-get update -qq
+        quietly "${apt[@]}" update -qq
     fi
-    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
+    quietly "${apt[@]}" install -y -qq "${missing_debs[@]}"
 fi
 
 if ! "$PYTHON" -c 'import selenium, prometheus_client' >/dev/null 2>&1; then
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check selenium prometheus-client
+    quietly "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        selenium prometheus-client
 fi
