@@ -158,6 +158,7 @@ function main() {
 
   monitor.subscribe(() => {
     renderServerLine(ctx, monitor);
+    byId('server-figures').classList.toggle('stale', monitor.error !== null);
     sidebar.render(monitor);
     if (store.state.view === 'overview') views.overview.render(monitor);
   });

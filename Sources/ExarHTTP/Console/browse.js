@@ -60,9 +60,16 @@ export class BrowseView {
     return { offset: state.offset, limit: state.limit, tag: state.tag, order: state.order };
   }
 
-  updateExports(state) {
+  /** Points the export links at the query; without a collection to export they are disabled. */
+  updateExports(state, available = true) {
     for (const format of ['ndjson', 'csv']) {
       const link = byId(`export-${format}`);
+      if (!available) {
+        link.removeAttribute('href');
+        link.setAttribute('aria-disabled', 'true');
+        continue;
+      }
+      link.removeAttribute('aria-disabled');
       link.href = exportUrl(state.collection, format, this.queryOf(state));
       link.setAttribute('download', `${state.collection}.${format === 'ndjson' ? 'ndjson' : 'csv'}`);
     }
@@ -79,6 +86,7 @@ export class BrowseView {
       this.page = { events: [], next: null };
       this.renderRows();
       this.updateButtons(state);
+      this.updateExports(state, false);
       this.setStatus(`${state.collection} has no events yet: publish one to create it.`);
       return;
     }
@@ -88,6 +96,7 @@ export class BrowseView {
       const page = await api.events(state.collection, query);
       if (generation !== this.generation) return;
       this.page = page;
+      this.updateExports(state);
       this.logExchange(state, page);
       this.renderRows();
       this.updateButtons(state);

@@ -73,8 +73,14 @@ export class OverviewView {
     const link = h('a', { href: formatHash({ view: 'browse', collection: name, time: this.ctx.store.state.time }), text: name });
     const cells = ['events', 'firstId', 'lastId', 'bytes', 'segments', 'subscriptions']
       .map((key) => h('td', { class: 'num', dataset: { key } }));
-    return h('tr', { dataset: { testid: 'collection-row', name } },
+    const row = h('tr', { class: 'clickable', dataset: { testid: 'collection-row', name } },
       h('th', { scope: 'row', class: 'name' }, link), cells, h('td', { class: 'rate' }));
+    // The whole row opens the collection for a mouse; the link is the keyboard's way.
+    row.addEventListener('click', (event) => {
+      if (event.target.closest('a')) return;
+      this.ctx.store.update({ view: 'browse', collection: name, offset: 0, tag: '' });
+    });
+    return row;
   }
 
   updateRow(row, collection, monitor) {
