@@ -130,6 +130,8 @@ export class LiveView {
       return;
     }
     this.queue.push(event);
+    // Between two frames only the newest MAX_ROWS can be shown anyway.
+    if (this.queue.length > 2 * MAX_ROWS) this.queue.splice(0, this.queue.length - MAX_ROWS);
     this.scheduleFlush();
   }
 
