@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -54,6 +57,20 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The HTTP side of exar-db: the JSON API, Server-Sent Events, `/metrics` and the console's
+        // static files (Console/, served from the binary's resources).
+        .target(
+            name: "ExarHTTP",
+            dependencies: [
+                "ExarCore", "ExarModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Console")]
+        ),
         // The async/await client library.
         .target(
             name: "ExarClient",
@@ -67,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "exar-db",
             dependencies: [
-                "ExarServer", "ExarCore", "ExarModel",
+                "ExarServer", "ExarHTTP", "ExarCore", "ExarModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -126,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "ExarServerTests",
             dependencies: [
-                "ExarServer", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db", "exar-inspect", "exar-bench",
+                "ExarServer", "ExarHTTP", "ExarClient", "ExarCore", "ExarNet", "ExarModel", "exar-db", "exar-inspect", "exar-bench",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -36,6 +36,11 @@ public final class Collection: Sendable {
     /// The id of the last stored event, `0` when the collection is empty.
     public var lastId: UInt64 { log.lastCommittedId.load(ordering: .acquiring) }
 
+    /// The first stored id, `0` while the collection is empty.
+    public var firstId: UInt64 {
+        lastId == 0 ? 0 : log.segments.first?.baseId ?? 1
+    }
+
     // MARK: Publishing
 
     /// Publishes a burst of events without waiting: `fill` appends them (it runs at once, on the

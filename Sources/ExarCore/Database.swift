@@ -12,6 +12,8 @@ public final class Database: Sendable {
     public let configuration: DatabaseConfiguration
     private let state = Locked<State>(State())
     private let closed = Atomic<Bool>(false)
+    /// Publishes counted by the edges that take them (the protocol port, the HTTP API).
+    package let publishCounters = PublishCounters()
 
     private struct State {
         var open: [String: Collection] = [:]
@@ -97,6 +99,55 @@ public final class Database: Sendable {
     /// The collection `name` if it is already open (never opens or creates one, never waits for disk).
     public func openCollection(_ name: String) -> Collection? {
         state.withLock { $0.open[name] }
+    }
+
+    /// The collection `name` when its folder exists, opened if it was not; `nil` when there is no
+    /// such collection (this never creates one).
+    /// - Throws: ``ExarError/connection(_:)`` for an invalid name, an I/O error when it cannot be opened.
+    public func existingCollection(_ name: String) throws(ExarError) -> Collection? {
+        try Self.validateName(name)
+        if let open = openCollection(name) { return open }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: configuration.directory(forCollection: name), isDirectory: &isDirectory),
+              isDirectory.boolValue else { return nil }
+        return try collection(name)
+    }
+
+    /// The names of the collections on disk (the folders of `logs_path`, and of the collections
+    /// with their own `logs_path`) and of those open, sorted.
+    public func collectionNames() -> [String] {
+        var names = Set(state.withLock { Array($0.open.keys) })
+        for name in (try? FileSystem.contents(of: configuration.logsPath)) ?? [] where Self.isCollectionFolder(name) {
+            var isDirectory: ObjCBool = false
+            let path = configuration.logsPath + "/" + name
+            // A collection configured with its own logs_path lives there, not here.
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
+               configuration.collections[name]?.logsPath == nil {
+                names.insert(name)
+            }
+        }
+        for (name, settings) in configuration.collections where settings.logsPath != nil {
+            if FileManager.default.fileExists(atPath: configuration.directory(forCollection: name)) { names.insert(name) }
+        }
+        return names.sorted()
+    }
+
+    private static func isCollectionFolder(_ name: String) -> Bool {
+        !name.hasPrefix(droppedPrefix) && (try? validateName(name)) != nil
+    }
+
+    /// Bytes the data folder's files take on disk (every collection's, allocated blocks), and the
+    /// bytes its file system has free for this user.
+    public func diskUsage() -> (bytes: UInt64, freeBytes: UInt64) {
+        var folders = [configuration.logsPath]
+        for (name, settings) in configuration.collections where settings.logsPath != nil {
+            folders.append(configuration.directory(forCollection: name))
+        }
+        var bytes: UInt64 = 0
+        for folder in folders {
+            bytes += FileSystem.allocatedSize(ofTree: folder)
+        }
+        return (bytes, FileSystem.freeBytes(at: configuration.logsPath))
     }
 
     /// The statistics of every open collection, by name.

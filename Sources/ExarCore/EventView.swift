@@ -12,6 +12,14 @@ public struct EventView {
     /// The data bytes.
     public let data: UnsafeRawBufferPointer
 
+    /// A view of bytes the caller keeps valid while the view is used.
+    package init(id: UInt64, timestamp: UInt64, tags: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) {
+        self.id = id
+        self.timestamp = timestamp
+        self.tags = tags
+        self.data = data
+    }
+
     /// Copies the view into an ``Event``.
     public func makeEvent() -> Event {
         Event(

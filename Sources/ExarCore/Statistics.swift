@@ -46,12 +46,136 @@ public struct DurationHistogram: Sendable, Equatable {
     /// An empty histogram.
     public init() {}
 
-    /// Adds one duration.
-    public mutating func observe(seconds: Double) {
-        let bucket = Self.bounds.firstIndex { seconds <= $0 } ?? Self.bounds.count
-        counts[bucket] += 1
-        count += 1
-        sum += seconds
+    /// A histogram with these counts per bucket (one more than ``bounds``) and sum.
+    public init(counts: [UInt64], sum: Double) {
+        precondition(counts.count == Self.bounds.count + 1, "one count per bucket")
+        self.counts = counts
+        self.count = counts.reduce(0, +)
+        self.sum = sum
+    }
+
+    /// Adds `count` observations of one duration.
+    public mutating func observe(seconds: Double, count: UInt64 = 1) {
+        counts[Self.bucket(of: seconds)] += count
+        self.count += count
+        sum += seconds * Double(count)
+    }
+
+    /// The bucket a duration falls in.
+    static func bucket(of seconds: Double) -> Int {
+        bounds.firstIndex { seconds <= $0 } ?? bounds.count
+    }
+
+    /// The upper bound of the bucket holding the `fraction` quantile (`0.99` for p99); `nil` when
+    /// empty, `.infinity` when it lies above every bound.
+    public func quantileUpperBound(_ fraction: Double) -> Double? {
+        guard count > 0 else { return nil }
+        let rank = UInt64((Double(count) * fraction).rounded(.up))
+        var seen: UInt64 = 0
+        for (bucket, n) in counts.enumerated() {
+            seen += n
+            if seen >= max(rank, 1) { return bucket < Self.bounds.count ? Self.bounds[bucket] : .infinity }
+        }
+        return .infinity
+    }
+}
+
+/// A ``DurationHistogram`` that threads add to without a lock: one atomic add per bucket hit,
+/// for figures counted on hot paths (a whole read burst of publishes is one call).
+package final class AtomicDurationHistogram: Sendable {
+    private let counts: [AtomicCounter]
+    private let nanoseconds = AtomicCounter()
+
+    package init() {
+        counts = (0...DurationHistogram.bounds.count).map { _ in AtomicCounter() }
+    }
+
+    /// Adds `count` observations of `nanoseconds`.
+    package func observe(nanoseconds duration: UInt64, count: UInt64 = 1) {
+        counts[DurationHistogram.bucket(of: Double(duration) / 1e9)].add(count)
+        nanoseconds.add(duration &* count)
+    }
+
+    /// What was added so far (buckets read one by one: a snapshot taken during adds may be off by
+    /// those adds, never more).
+    package var snapshot: DurationHistogram {
+        DurationHistogram(counts: counts.map(\.value), sum: Double(nanoseconds.value) / 1e9)
+    }
+}
+
+/// One counter that threads add to (an `Atomic` cannot be an array's element itself).
+package final class AtomicCounter: Sendable {
+    private let atomic = Atomic<UInt64>(0)
+
+    package init() {}
+
+    /// Adds `amount` (relaxed: a figure to report, not a synchronisation point).
+    package func add(_ amount: UInt64) { atomic.add(amount, ordering: .relaxed) }
+
+    /// The sum so far.
+    package var value: UInt64 { atomic.load(ordering: .relaxed) }
+}
+
+/// What the protocol server reports beside the collections' figures: its connections, how long
+/// publishes take from receipt to answer, and the publishes it refused and why.
+public struct ServerStatistics: Sendable, Equatable {
+    /// Client connections open now.
+    public var connectionsActive: Int
+    /// Client connections accepted since the start.
+    public var connectionsOpened: UInt64
+    /// Receipt of a `Publish` to its answer, per event.
+    public var publishDurations: DurationHistogram
+    /// Publishes answered with an error, by reason (``PublishRejection``).
+    public var publishRejected: [PublishRejection: UInt64]
+
+    /// Creates the figures.
+    public init(connectionsActive: Int = 0, connectionsOpened: UInt64 = 0,
+                publishDurations: DurationHistogram = DurationHistogram(),
+                publishRejected: [PublishRejection: UInt64] = [:]) {
+        self.connectionsActive = connectionsActive
+        self.connectionsOpened = connectionsOpened
+        self.publishDurations = publishDurations
+        self.publishRejected = publishRejected
+    }
+}
+
+/// Why a publish was refused, as the `reason` label of `exar_publish_rejected_total`.
+public enum PublishRejection: String, Sendable, Hashable, CaseIterable {
+    /// The event failed validation (tags, data).
+    case validation
+    /// The event is larger than a segment can hold (or than the HTTP body limit).
+    case tooLarge = "too_large"
+    /// The line could not be parsed (a bad timestamp, a missing field).
+    case parse
+    /// The connection was not bound to a collection.
+    case notConnected = "not_connected"
+    /// The collection was dropped.
+    case dropped
+    /// The disk failed to store it.
+    case storage
+}
+
+/// Counters of publishes, shared by the protocol server and the HTTP API: counted per burst.
+package final class PublishCounters: Sendable {
+    /// Receipt to answer, per event.
+    package let durations = AtomicDurationHistogram()
+    private let refusals: [AtomicCounter] = PublishRejection.allCases.map { _ in AtomicCounter() }
+
+    package init() {}
+
+    /// Counts `count` publishes refused for `reason`.
+    package func rejected(_ reason: PublishRejection, count: UInt64 = 1) {
+        let index = PublishRejection.allCases.firstIndex(of: reason)!
+        refusals[index].add(count)
+    }
+
+    /// The refusals so far, every reason present.
+    package var rejections: [PublishRejection: UInt64] {
+        var result: [PublishRejection: UInt64] = [:]
+        for (index, reason) in PublishRejection.allCases.enumerated() {
+            result[reason] = refusals[index].value
+        }
+        return result
     }
 }
 

@@ -22,6 +22,8 @@ extension ConnectionHandler {
         var fields: [PublishFields] = []
         var result: PublishResult?
         var done = false
+        /// When its first `Publish` was read (uptime nanoseconds), for the publish-duration histogram.
+        var receivedAt: UInt64 = 0
 
         func reset() {
             slots.removeAll(keepingCapacity: true)
@@ -74,6 +76,7 @@ extension ConnectionHandler {
         // has taken it, the buffer is ours alone again and is reused without allocating.
         var out = answerBuffer.take() ?? context.channel.allocator.buffer(capacity: 256)
         out.clear()
+        var now: UInt64 = 0
         while burstsHead < bursts.count, bursts[burstsHead].done {
             let burst = bursts[burstsHead]
             var eventIndex = 0
@@ -89,6 +92,15 @@ extension ConnectionHandler {
                 case .error(let error):
                     out.writeError(error)
                 }
+            }
+            // Counted once per burst: its publishes were all read in one turn and answered now.
+            if eventIndex > 0 {
+                let stored = min(eventIndex, burst.result?.storedCount ?? 0)
+                if stored > 0 {
+                    if now == 0 { now = DispatchTime.now().uptimeNanoseconds }
+                    database.publishCounters.durations.observe(nanoseconds: now &- burst.receivedAt, count: UInt64(stored))
+                }
+                if stored < eventIndex { database.publishCounters.rejected(.storage, count: UInt64(eventIndex - stored)) }
             }
             burstsHead += 1
             if spareBursts.count < Self.maximumBurstsInFlight {

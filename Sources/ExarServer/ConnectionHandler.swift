@@ -262,11 +262,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
             do {
                 try publish.validateTags(in: line)
             } catch {
+                database.publishCounters.rejected(.validation)
                 current.slots.append(.error(error))
                 return
             }
             addToBurst(publish, line)
         case .answerError(let error):
+            countRejectedPublish(parsed, line)
             current.slots.append(.error(error))
         case .refuseLogin(let delay, let close):
             refuseLogin(afterMilliseconds: delay, close: close, context: context)
@@ -289,17 +291,32 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// error of a dropped collection or an event too large).
     func addToBurst(_ publish: PublishFields, _ line: ByteBuffer) {
         guard let collection, !collection.isDropped else {
+            database.publishCounters.rejected(.dropped)
             current.slots.append(.error(.connection("")))
             return
         }
         let size = publish.tags.count + publish.data.count
         if size > collection.configuration.maximumEventBytes {
+            database.publishCounters.rejected(.tooLarge)
             current.slots.append(.error(.validation("event of \(size) bytes is larger than a segment can hold")))
             return
         }
+        if current.lines.isEmpty { current.receivedAt = DispatchTime.now().uptimeNanoseconds }
         current.lines.append(line)
         current.fields.append(publish)
         current.slots.append(.published)
+    }
+
+    /// Counts a refused `Publish` line (one the state machine answered with an error).
+    func countRejectedPublish(_ parsed: Result<ClientRequest, ExarError>, _ line: ByteBuffer) {
+        switch parsed {
+        case .success(.publish):
+            database.publishCounters.rejected(.notConnected)
+        case .failure where line.readableBytesView.starts(with: "Publish".utf8):
+            database.publishCounters.rejected(.parse)
+        default:
+            break
+        }
     }
 
     /// A line that must wait for the earlier answers is answered only after them: if some are

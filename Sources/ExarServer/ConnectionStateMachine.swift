@@ -39,10 +39,6 @@ struct ConnectionStateMachine {
     let maxLoginFailures: Int
     private(set) var loginFailures = 0
 
-    /// The delay before the first refusal; it doubles with each further one, up to ``maximumLoginDelay``.
-    static let firstLoginDelayMilliseconds = 100
-    static let maximumLoginDelayMilliseconds = 3200
-
     init(credentials: Credentials?, maxLoginFailures: Int = 5) {
         self.credentials = credentials
         self.maxLoginFailures = maxLoginFailures
@@ -86,8 +82,7 @@ struct ConnectionStateMachine {
     private mutating func checkCredentials(username: String?, password: String?) -> Action? {
         guard let credentials, !credentials.accepts(username: username, password: password) else { return nil }
         loginFailures += 1
-        let doublings = min(loginFailures - 1, 16)
-        let delay = min(Self.firstLoginDelayMilliseconds << doublings, Self.maximumLoginDelayMilliseconds)
+        let delay = Credentials.loginDelayMilliseconds(afterFailures: loginFailures)
         return .refuseLogin(delayMilliseconds: delay, close: loginFailures >= maxLoginFailures)
     }
 

@@ -16,6 +16,7 @@ public final class ExarServer: Service, Sendable {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let state = Locked<State>(State())
+    private let connectionsOpened = Atomic<UInt64>(0)
 
     private struct State {
         var listener: (any Channel)?
@@ -100,6 +101,7 @@ public final class ExarServer: Service, Sendable {
         case .overLimit:
             return false
         case .accepted:
+            connectionsOpened.add(1, ordering: .relaxed)
             channel.closeFuture.whenComplete { [weak self] _ in
                 _ = self?.state.withLock { $0.connections.removeValue(forKey: id) }
             }
@@ -110,6 +112,18 @@ public final class ExarServer: Service, Sendable {
     /// The number of open client connections.
     public var connectionCount: Int {
         state.withLock { $0.connections.count }
+    }
+
+    /// The event loops of the protocol port, for other listeners of the process to share (the HTTP
+    /// side). They stop in ``shutdown()``: stop those listeners first.
+    public var eventLoopGroup: any EventLoopGroup { group }
+
+    /// The server's own figures: connections, publish durations and refusals.
+    public var statistics: ServerStatistics {
+        ServerStatistics(
+            connectionsActive: connectionCount, connectionsOpened: connectionsOpened.load(ordering: .relaxed),
+            publishDurations: database.publishCounters.durations.snapshot,
+            publishRejected: database.publishCounters.rejections)
     }
 
     /// Stops accepting, lets in-flight publishes finish and be answered, seals the database,

@@ -1,3 +1,4 @@
+import ExarModel
 import NIOCore
 
 /// The settings of the TCP server.
@@ -47,32 +48,5 @@ public struct ServerConfiguration: Sendable, Equatable {
     var credentials: Credentials? {
         guard let username, let password else { return nil }
         return Credentials(username: username, password: password)
-    }
-}
-
-/// A username and password, compared in constant time.
-struct Credentials: Sendable, Equatable {
-    let username: String
-    let password: String
-
-    /// Whether the given credentials match, taking the same time wherever they differ.
-    func accepts(username given: String?, password givenPassword: String?) -> Bool {
-        let userMatches = Self.constantTimeEquals(Array(username.utf8), Array((given ?? "").utf8))
-        let passwordMatches = Self.constantTimeEquals(Array(password.utf8), Array((givenPassword ?? "").utf8))
-        return userMatches && passwordMatches && given != nil && givenPassword != nil
-    }
-
-    /// Compares every byte of the longer input, so the time does not reveal where they differ.
-    /// Different lengths never match, whatever the bytes (the length difference is kept whole,
-    /// not folded into the byte differences).
-    static func constantTimeEquals(_ expected: [UInt8], _ given: [UInt8]) -> Bool {
-        var difference = UInt(truncatingIfNeeded: expected.count ^ given.count)
-        let length = max(expected.count, given.count)
-        for index in 0..<length {
-            let a = index < expected.count ? expected[index] : 0
-            let b = index < given.count ? given[index] : 0
-            difference |= UInt(a ^ b)
-        }
-        return difference == 0
     }
 }

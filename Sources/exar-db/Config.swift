@@ -1,4 +1,5 @@
 import ExarCore
+import ExarHTTP
 import ExarServer
 import Foundation
 import TOMLKit
@@ -15,6 +16,22 @@ struct ExarConfig: Equatable {
     var log4rsPath = "log4rs.toml"
     var database = DatabaseSettings()
     var server = ServerConfiguration()
+    var http = HTTPSettings()
+
+    /// `[http]`: the console, the HTTP API and `/metrics` (docs/HTTP.md).
+    struct HTTPSettings: Equatable {
+        var enabled = true
+        /// `nil`: the protocol port's host.
+        var host: String?
+        var port = HTTPConfiguration.defaultPort
+    }
+
+    /// The HTTP side's settings: its own `[http]` keys, and the credentials and limits of `[server]`.
+    var httpConfiguration: HTTPConfiguration {
+        HTTPConfiguration(host: http.host ?? server.host, port: http.port, username: server.username,
+                          password: server.password, maxLoginFailures: server.maxLoginFailures,
+                          maxBodyBytes: server.maxLineBytes, version: ExarDBCommand.version)
+    }
 
     struct DatabaseSettings: Equatable {
         var logsPath = "~/exar-db/data"
@@ -57,6 +74,9 @@ struct ExarConfig: Equatable {
         }
         if let server = try reader.table("server") {
             config.server = try parseServer(server)
+        }
+        if let http = try reader.table("http") {
+            config.http = try parseHTTP(http)
         }
         try reader.rejectUnknownKeys()
         return config
@@ -138,6 +158,19 @@ struct ExarConfig: Equatable {
             throw ConfigError(key: reader.keyPath(String(text[..<colon.lowerBound])), message: String(text[colon.upperBound...]))
         }
         return configuration
+    }
+
+    private static func parseHTTP(_ reader: TableReader) throws -> HTTPSettings {
+        var reader = reader
+        var http = HTTPSettings()
+        if let enabled = try reader.bool("enabled") { http.enabled = enabled }
+        if let host = try reader.string("host") { http.host = host }
+        if let port = try reader.int("port") {
+            guard (0...65535).contains(port) else { throw ConfigError(key: "http.port", message: "must be between 0 and 65535, got \(port)") }
+            http.port = port
+        }
+        try reader.rejectUnknownKeys()
+        return http
     }
 
     private static func parseServer(_ reader: TableReader) throws -> ServerConfiguration {

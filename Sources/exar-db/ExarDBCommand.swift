@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExarCore
+import ExarHTTP
 import ExarServer
 import Foundation
 import Logging
@@ -64,9 +65,18 @@ struct ExarDBCommand: AsyncParsableCommand {
         })
         logger.info("data folder: \(expandTilde(settings.database.logsPath))")
         let server = ExarServer(configuration: settings.server, database: database, logger: logger)
+        // The HTTP side comes after the protocol server: a graceful shutdown stops the services in
+        // reverse order, so it stops (its live tails end) while the shared event loops still run.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if settings.http.enabled {
+            let http = ExarHTTPServer(
+                configuration: settings.httpConfiguration, database: database, eventLoopGroup: server.eventLoopGroup,
+                serverStatistics: { server.statistics }, logger: Logger(label: "exar_db::http"))
+            services.append(.init(service: http))
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

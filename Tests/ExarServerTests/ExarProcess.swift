@@ -62,6 +62,8 @@ func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, 
 final class ExarProcess {
     let folder: String
     let port: Int
+    /// The HTTP side's port (docs/HTTP.md), free at the time of asking like ``port``.
+    let httpPort: Int
     private(set) var process: Process?
 
     var dataFolder: String { folder + "/data" }
@@ -74,6 +76,7 @@ final class ExarProcess {
     init(database: [String] = [], server: [String] = []) throws {
         folder = NSTemporaryDirectory() + "exar-process-" + UUID().uuidString
         port = freeLoopbackPort()
+        httpPort = freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try configure(database: database, server: server)
         try """
@@ -94,7 +97,7 @@ final class ExarProcess {
             "log4rs_path = \"log4rs.toml\"",
             "[database]",
             "logs_path = \"\(dataFolder)\"",
-        ] + database + ["[server]", "port = \(port)"] + server)
+        ] + database + ["[server]", "port = \(port)"] + server + ["[http]", "port = \(httpPort)"])
             .joined(separator: "\n").write(toFile: folder + "/exar-db.toml", atomically: true, encoding: .utf8)
     }
 

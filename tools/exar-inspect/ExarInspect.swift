@@ -43,15 +43,14 @@ struct List: ParsableCommand {
         let files = try segmentFiles(path)
         print("segment\tstate\tevents\tfirst_id\tlast_id\tbytes_used\tfile_size\tfirst_ts\tlast_ts\tbatches\tlz4_ratio\tproblem")
         for (number, file) in files.enumerated() {
-            let summary = try SegmentInspector(logPath: file).summary()
-            let state = summary.sealed ? "sealed" : (number == files.count - 1 ? "active" : "unsealed")
+            let segment = try SegmentListing(segmentFile: file, isLast: number == files.count - 1)
+            let problem = segment.problem.map { "at \($0.position): \($0.reason)" } ?? "-"
             let fields: [String] = [
-                file.split(separator: "/").last.map(String.init) ?? file, state, String(summary.eventCount),
-                summary.firstId.map(String.init) ?? "-", summary.lastId.map(String.init) ?? "-",
-                String(summary.dataEnd), String(summary.fileSize),
-                summary.firstTimestamp.map(String.init) ?? "-", summary.lastTimestamp.map(String.init) ?? "-",
-                String(summary.batchCount), String(format: "%.2f", summary.compressionRatio),
-                summary.problem.map { "at \($0.position): \($0.reason)" } ?? "-",
+                segment.name, segment.state.rawValue, String(segment.events),
+                segment.firstId.map(String.init) ?? "-", segment.lastId.map(String.init) ?? "-",
+                String(segment.bytesUsed), String(segment.fileSize),
+                segment.firstTimestamp.map(String.init) ?? "-", segment.lastTimestamp.map(String.init) ?? "-",
+                String(segment.batches), String(format: "%.2f", segment.lz4Ratio), problem,
             ]
             print(fields.joined(separator: "\t"))
         }

@@ -216,6 +216,26 @@ enum FileSystem {
         return UInt64(info.st_blocks) * 512
     }
 
+    /// Bytes allocated to a file or folder and everything under it (symbolic links not followed).
+    static func allocatedSize(ofTree path: String) -> UInt64 {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        var total = UInt64(info.st_blocks) * 512
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            for name in (try? contents(of: path)) ?? [] {
+                total += allocatedSize(ofTree: path + "/" + name)
+            }
+        }
+        return total
+    }
+
+    /// Bytes free for unprivileged users on the file system holding `path` (`0` when unknown).
+    static func freeBytes(at path: String) -> UInt64 {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return 0 }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
     /// Flushes a directory's entries (new file names) to the device.
     static func syncDirectory(_ path: String) {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

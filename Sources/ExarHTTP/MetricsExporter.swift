@@ -1,0 +1,143 @@
+import ExarCore
+import ExarModel
+import Prometheus
+
+/// `/metrics`: the engine's and the server's counters, copied into a swift-prometheus registry at
+/// each scrape and written in the Prometheus text format.
+///
+/// Nothing is counted here: the engine and the protocol server keep their own cheap counters
+/// (atomics added to per write, per burst). A scrape sets the gauges and moves each counter by
+/// what its source counted since the last scrape. The histograms are kept by the engine in fixed
+/// buckets and written in the same format after the registry's output (a swift-prometheus
+/// histogram takes single observations only, and the engine counts a whole burst at once).
+final class MetricsExporter: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let version: String
+    /// What each counter's source had counted at the last scrape, by metric and label.
+    private let seen = Locked<[String: UInt64]>([:])
+    /// The collections of the last scrape, whose series go when a collection does.
+    private let known = Locked<Set<String>>([])
+    /// Held for a whole scrape: counters move by differences from the last one.
+    private let scrape = Locked<Int>(0)
+
+    init(version: String) {
+        self.version = version
+    }
+
+    func render(collections: [CollectionStatistics], server: ServerStatistics, freeBytes: UInt64) -> [UInt8] {
+        var out = scrape.withLock { scrapes in
+            scrapes += 1
+            update(collections: collections, server: server, freeBytes: freeBytes)
+            return registry.emitToBuffer()
+        }
+        histogram(&out, "exar_publish_duration_seconds",
+                  help: "Receipt of a publish to its answer, protocol port and HTTP API.",
+                  series: [("", server.publishDurations)])
+        histogram(&out, "exar_sync_duration_seconds", help: "fdatasync of a collection's active segment.",
+                  series: collections.map { (Self.label("collection", $0.name), $0.syncs) })
+        return out
+    }
+
+    private func update(collections: [CollectionStatistics], server: ServerStatistics, freeBytes: UInt64) {
+        gauge("exar_build_info", "The version of exar-db.", labels: [("version", version)]).set(to: 1)
+        let names = Set(collections.map(\.name))
+        let gone = known.withLock { known in
+            defer { known = names }
+            return known.subtracting(names)
+        }
+        for name in gone { forget(collection: name) }
+        for collection in collections {
+            let labels = [("collection", collection.name)]
+            count("exar_events_appended_total", "Events appended since the collection was opened.", labels, collection.eventsAppended)
+            count("exar_event_bytes_appended_total", "Bytes of tags and data appended.", labels, collection.eventBytesAppended)
+            count("exar_events_delivered_total", "Events handed to subscribers (each delivery counts).", labels, collection.eventsDelivered)
+            gauge("exar_collection_first_id", "The first stored id (0 when empty).", labels: labels).set(to: Double(collection.firstId))
+            gauge("exar_collection_last_id", "The last stored id (0 when empty).", labels: labels).set(to: Double(collection.lastId))
+            gauge("exar_collection_size_bytes", "Bytes the collection's files take on disk.", labels: labels).set(to: Double(collection.bytesOnDisk))
+            gauge("exar_collection_segments", "Segment files of the collection.", labels: labels).set(to: Double(collection.segments))
+            gauge("exar_subscriptions_active", "Subscriptions running now.", labels: labels).set(to: Double(collection.subscriptionsActive))
+        }
+        for reason in PublishRejection.allCases {
+            count("exar_publish_rejected_total", "Publishes answered with an error, by reason.", [("reason", reason.rawValue)],
+                  server.publishRejected[reason] ?? 0)
+        }
+        gauge("exar_connections_active", "Protocol connections open now.", labels: []).set(to: Double(server.connectionsActive))
+        count("exar_connections_opened_total", "Protocol connections accepted since the start.", [], server.connectionsOpened)
+        gauge("exar_disk_free_bytes", "Bytes free on the data folder's file system.", labels: []).set(to: Double(freeBytes))
+    }
+
+    private static let counterNames = [
+        "exar_events_appended_total", "exar_event_bytes_appended_total", "exar_events_delivered_total",
+    ]
+    private static let gaugeNames = [
+        "exar_collection_first_id", "exar_collection_last_id", "exar_collection_size_bytes",
+        "exar_collection_segments", "exar_subscriptions_active",
+    ]
+
+    private func forget(collection name: String) {
+        let labels = [("collection", name)]
+        for metric in Self.counterNames {
+            registry.unregisterCounter(registry.makeCounter(descriptor: Self.descriptor(metric, ""), labels: labels))
+            seen.withLock { $0[metric + "\u{0}" + name] = nil }
+        }
+        for metric in Self.gaugeNames {
+            registry.unregisterGauge(registry.makeGauge(descriptor: Self.descriptor(metric, ""), labels: labels))
+        }
+    }
+
+    /// Moves the counter to `value`: by the difference, or from zero when its source restarted
+    /// (a collection dropped and made again).
+    private func count(_ name: String, _ help: String, _ labels: [(String, String)], _ value: UInt64) {
+        let counter = registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+        let key = name + "\u{0}" + labels.map(\.1).joined(separator: "\u{0}")
+        let before = seen.withLock { seen -> UInt64 in
+            defer { seen[key] = value }
+            return seen[key] ?? 0
+        }
+        if value < before {
+            counter.reset()
+            counter.increment(by: Int64(clamping: value))
+        } else if value > before {
+            counter.increment(by: Int64(clamping: value - before))
+        }
+    }
+
+    private func gauge(_ name: String, _ help: String, labels: [(String, String)]) -> Gauge {
+        registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    /// The registry wants a name in parts; ours are whole (`exar_collection_last_id`).
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    static func label(_ name: String, _ value: String) -> String {
+        var escaped = ""
+        for character in value {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return "\(name)=\"\(escaped)\""
+    }
+
+    /// A histogram family in the text format: cumulative `_bucket`s with `le`, `_sum`, `_count`.
+    private func histogram(_ out: inout [UInt8], _ name: String, help: String, series: [(labels: String, ExarCore.DurationHistogram)]) {
+        var text = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        for (labels, histogram) in series {
+            let prefix = labels.isEmpty ? "" : labels + ","
+            var cumulative: UInt64 = 0
+            for (index, bound) in ExarCore.DurationHistogram.bounds.enumerated() {
+                cumulative += histogram.counts[index]
+                text += "\(name)_bucket{\(prefix)le=\"\(bound)\"} \(cumulative)\n"
+            }
+            text += "\(name)_bucket{\(prefix)le=\"+Inf\"} \(histogram.count)\n"
+            let braces = labels.isEmpty ? "" : "{\(labels)}"
+            text += "\(name)_sum\(braces) \(histogram.sum)\n\(name)_count\(braces) \(histogram.count)\n"
+        }
+        out.append(contentsOf: text.utf8)
+    }
+}
