@@ -4,6 +4,15 @@
 
 const BASE = '/api/v1';
 
+/**
+ * A path on this origin as an absolute URL. location.origin never carries a username and
+ * password, so this also works when the page was opened as http://user:secret@host/ (the
+ * browser refuses a fetch of a URL with credentials in it, which a relative one would inherit).
+ */
+export function sameOrigin(path) {
+  return `${location.origin}${path}`;
+}
+
 export class ApiError extends Error {
   constructor(status, kind, message) {
     super(message);
@@ -52,7 +61,7 @@ async function request(method, path, body) {
   }
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(sameOrigin(path), options);
   } catch (error) {
     throw new ApiError(0, 'network', error.message || 'the server cannot be reached');
   }

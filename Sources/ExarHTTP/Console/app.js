@@ -27,7 +27,7 @@ import { byId } from './dom.js';
 import { Store, VIEWS } from './state.js';
 import { MessageLog } from './protocol.js';
 import { Monitor } from './monitor.js';
-import { formatBytes, formatUptime } from './format.js';
+import { formatBytes, formatUptime, plural } from './format.js';
 import { refreshTimes } from './events.js';
 import { OverviewView } from './overview.js';
 import { BrowseView } from './browse.js';
@@ -109,7 +109,7 @@ function renderServerLine(ctx, monitor) {
   lineElement.classList.remove('error');
   const server = monitor.server;
   lineElement.textContent = `exar-db ${server.version} · up ${formatUptime(server.uptimeSeconds)} · ` +
-    `${server.collections} collections · ${formatBytes(server.dataBytes)} of data${server.authentication ? ' · authentication on' : ''}`;
+    `${plural(server.collections, 'collection')} · ${formatBytes(server.dataBytes)} of data${server.authentication ? ' · authentication on' : ''}`;
 }
 
 function main() {

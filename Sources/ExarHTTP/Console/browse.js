@@ -96,6 +96,8 @@ export class BrowseView {
       const page = await api.events(state.collection, query);
       if (generation !== this.generation) return;
       this.page = page;
+      // The sidebar's and the bar's counts should agree with the page just read.
+      this.ctx.monitor.refresh();
       this.updateExports(state);
       this.logExchange(state, page);
       this.renderRows();

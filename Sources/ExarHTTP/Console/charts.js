@@ -24,9 +24,13 @@ export class Series {
   }
 }
 
+/** The x axis spans the samples so far, but at least this many, up to the series' capacity. */
+const MIN_SLOTS = 20;
+
 /** Points of a polyline for the values in a width × height box, the newest at the right edge. */
 function points(values, capacity, width, height, top) {
-  const step = width / Math.max(capacity - 1, 1);
+  const slots = Math.min(capacity, Math.max(values.length, MIN_SLOTS));
+  const step = width / Math.max(slots - 1, 1);
   const start = width - step * (values.length - 1);
   const inner = height - 2;
   return values.map((value, index) => {

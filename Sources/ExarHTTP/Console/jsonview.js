@@ -7,6 +7,8 @@ import { h } from './dom.js';
 const OPEN_DEPTH = 2;
 /** Longer collections of keys start collapsed too. */
 const OPEN_ENTRIES = 20;
+/** An object or array this short as compact JSON is shown on one line, with nothing to collapse. */
+const INLINE_CHARACTERS = 60;
 
 /** The parsed data if it is a JSON object or array, otherwise undefined. */
 export function parseStructured(data) {
@@ -36,8 +38,23 @@ function summaryText(value) {
   return `${Array.isArray(value) ? '[' : '{'} ${count} ${noun} ${Array.isArray(value) ? ']' : '}'}`;
 }
 
+/** A short object or array on one line: { "id": 7, "tags": [1, 2] }. */
+function inline(value) {
+  const isArray = Array.isArray(value);
+  const parts = [h('span', { class: 'j-punct', text: isArray ? '[' : '{ ' })];
+  const entries = isArray ? value.map((item) => [null, item]) : Object.entries(value);
+  entries.forEach(([key, item], index) => {
+    if (index > 0) parts.push(h('span', { class: 'j-punct', text: ', ' }));
+    if (key !== null) parts.push(h('span', { class: 'j-key', text: `${JSON.stringify(key)}: ` }));
+    parts.push(item !== null && typeof item === 'object' ? inline(item) : scalar(item));
+  });
+  parts.push(h('span', { class: 'j-punct', text: isArray ? ']' : ' }' }));
+  return h('span', { class: 'j-inline' }, parts);
+}
+
 function node(value, depth) {
   if (value === null || typeof value !== 'object') return scalar(value);
+  if (JSON.stringify(value).length <= INLINE_CHARACTERS) return inline(value);
   const entries = Array.isArray(value) ? value.map((item, index) => [index, item]) : Object.entries(value);
   if (entries.length === 0) return h('span', { class: 'j-punct', text: Array.isArray(value) ? '[]' : '{}' });
   const list = h('ul', { class: 'j-entries' });

@@ -4,7 +4,7 @@
 // long as the collection still exists (so a dropped collection ends the tail).
 
 import { byId } from './dom.js';
-import { streamUrl } from './api.js';
+import { sameOrigin, streamUrl } from './api.js';
 import { line } from './protocol.js';
 import { eventRow } from './events.js';
 import { formatRate } from './format.js';
@@ -87,7 +87,7 @@ export class LiveView {
   open() {
     const url = streamUrl(this.collection, { offset: this.lastId ?? undefined, tag: this.tag });
     this.ctx.log.http('GET', url);
-    const source = new EventSource(url);
+    const source = new EventSource(sameOrigin(url));
     this.source = source;
     source.addEventListener('open', () => {
       if (this.source !== source) return;
@@ -117,6 +117,11 @@ export class LiveView {
     }
     this.lastId = event.id;
     this.arrivals += 1;
+    // Keep the collection's counts in the bar and sidebar up with the tail, at most once a second.
+    if (!(performance.now() - this.countsRefreshed < 1000)) {
+      this.countsRefreshed = performance.now();
+      this.ctx.monitor.refresh();
+    }
     if (this.logged < LOGGED_EVENTS) {
       this.ctx.log.received(line.event(event));
       this.logged += 1;

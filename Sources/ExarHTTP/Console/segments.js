@@ -95,7 +95,7 @@ export class SegmentsView {
     this.result.className = `result ${answer.ok ? 'ok' : 'error'}`;
     this.result.dataset.ok = String(answer.ok);
     if (answer.ok) {
-      this.result.textContent = `OK: ${plural(answer.segments, 'segment')}, ${plural(answer.events, 'event')}. ${answer.message ?? ''}`.trim();
+      this.result.textContent = answer.message ? `OK: ${answer.message}` : `OK: ${plural(answer.segments, 'segment')}, ${plural(answer.events, 'event')}`;
     } else {
       const where = answer.file ? ` in ${answer.file}${answer.position !== undefined ? ` at byte ${answer.position}` : ''}` : '';
       this.result.textContent = `Problem${where}: ${answer.message ?? 'unknown'}`;
