@@ -39,13 +39,20 @@ final class TestServer: @unchecked Sendable {
     }
 }
 
-/// A plain blocking TCP client speaking lines, to test the server byte for byte.
-final class LineClient {
+/// A plain blocking TCP client speaking lines, to test the server byte for byte. Used by one
+/// thread at a time (it may move to a Dispatch thread for a blocking read).
+final class LineClient: @unchecked Sendable {
     private let fd: Int32
     private var pending = [UInt8]()
+    private var pendingStart = 0
 
-    init(port: Int) throws {
+    /// - Parameter receiveBuffer: `SO_RCVBUF` set before connecting (set later, the kernel keeps
+    ///   the window it already offered and the connection crawls).
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -81,16 +88,33 @@ final class LineClient {
     /// The next line (without `\n`), or `nil` when the server closed or nothing came within the timeout.
     func readLine() -> String? {
         while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                return line
-            }
+            if let line = takeLine() { return line }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count <= 0 { return nil }
             pending.append(contentsOf: chunk[..<count])
         }
+    }
+
+    /// A whole line of what was read, if there is one. Lines are taken from `pendingStart` on and
+    /// the array compacted now and then: taking each line off the front would move the rest of a
+    /// large read once per line (a live stream of a thousand lines a read was slowed to a crawl).
+    private func takeLine() -> String? {
+        let newline = pending.withUnsafeBufferPointer { bytes -> Int? in
+            guard pendingStart < bytes.count,
+                  let found = memchr(bytes.baseAddress! + pendingStart, Int32(UInt8(ascii: "\n")), bytes.count - pendingStart) else { return nil }
+            return UnsafeRawPointer(found) - UnsafeRawPointer(bytes.baseAddress!)
+        }
+        guard let newline else {
+            if pendingStart > 0 {
+                pending.removeSubrange(..<pendingStart)
+                pendingStart = 0
+            }
+            return nil
+        }
+        let line = String(decoding: pending[pendingStart..<newline], as: UTF8.self)
+        pendingStart = newline + 1
+        return line
     }
 
     func readLines(_ count: Int) -> [String] {
@@ -116,9 +140,8 @@ final class LineClient {
     func readUntilClosed() -> (lines: [String], rest: String)? {
         var lines: [String] = []
         while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                lines.append(String(decoding: pending[..<newline], as: UTF8.self))
-                pending.removeSubrange(...newline)
+            if let line = takeLine() {
+                lines.append(line)
                 continue
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
