@@ -8,7 +8,7 @@ start_server() {
     "$binary" --config="$folder/exar-db.toml" > "$folder/out.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
-        port=$(grep -o 'listening on .*:[0-9]*' "$folder/out.log" | grep -o '[0-9]*$' || true)
+        port=$(grep -o 'exar-db listening on .*:[0-9]*' "$folder/out.log" | grep -o '[0-9]*$' || true)
         [ -n "$port" ] && break
         sleep 0.05
     done
