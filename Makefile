@@ -4,14 +4,19 @@
 setup:
 	@scripts/setup.sh
 
-# Runs the server (release build) on 127.0.0.1:38580 with the default data folder, ~/exar-db/data.
+# Runs the server (release build) on 127.0.0.1:38580 with the default data folder, ~/exar-db/data,
+# and the console, HTTP API and /metrics on http://127.0.0.1:38581/ (it prints the address).
 # Pass a config file with: make run CONFIG=path/to/exar-db.toml
 run: setup
 	swift build -c release --product exar-db
 	.build/release/exar-db $(if $(CONFIG),--config=$(CONFIG),)
 
+# The Swift suites, then the console in a real browser (headless Chromium through Selenium) and
+# /metrics through prometheus-client against the real exar-db (scripts/browser-tests.sh installs
+# chromium, chromium-driver, selenium and prometheus-client when missing).
 test: setup
 	swift test --disable-xctest
+	scripts/browser-tests.sh
 
 # The engine and server suites under the thread sanitizer (a separate build folder).
 tsan: setup
