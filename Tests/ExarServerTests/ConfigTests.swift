@@ -36,6 +36,19 @@ import Testing
         #expect(config.databaseConfiguration(logHandler: nil).logsPath == home + "/exar-db/data")
     }
 
+    @Test func theHTTPSideTakesTheServersHostAndCredentials() throws {
+        let defaults = try ExarConfig.parse("[server]\nhost = \"0.0.0.0\"\nusername = \"u\"\npassword = \"p\"\nmax_line_bytes = 2048")
+        #expect(defaults.http.enabled)
+        #expect(defaults.httpConfiguration.host == "0.0.0.0")
+        #expect(defaults.httpConfiguration.port == 38581)
+        #expect(defaults.httpConfiguration.username == "u" && defaults.httpConfiguration.password == "p")
+        #expect(defaults.httpConfiguration.maxBodyBytes == 2048)
+        let own = try ExarConfig.parse("[http]\nenabled = false\nhost = \"::1\"\nport = 9000")
+        #expect(!own.http.enabled)
+        #expect(own.httpConfiguration.host == "::1")
+        #expect(own.httpConfiguration.port == 9000)
+    }
+
     @Test func theShippedConfigFilesLoad() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let config = try ExarConfig.load(path: root.appendingPathComponent("config/exar-db.toml").path)
@@ -84,6 +97,9 @@ import Testing
         ("[server]\nhots = \"x\"", "server.hots"),
         ("[server]\nmax_connections = 0", "server.max_connections"),
         ("[server]\nmax_login_failures = 0", "server.max_login_failures"),
+        ("[http]\nport = -1", "http.port"),
+        ("[http]\nenabled = \"yes\"", "http.enabled"),
+        ("[http]\nprot = 1", "http.prot"),
     ])
     func badConfigsNameTheKey(text: String, key: String) throws {
         do {
