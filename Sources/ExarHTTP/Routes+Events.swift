@@ -35,12 +35,12 @@ extension ExarHTTPServer {
                 throw APIError(.contentTooLarge, "ValidationError",
                                "request body larger than \(configuration.maxBodyBytes) bytes")
             }
-            let received = DispatchTime.now().uptimeNanoseconds
+            let received = MonotonicClock.nanoseconds()
             let (events, single) = try PostedEvents.parse(body, counters: database.publishCounters)
             let collection = try await offloaded { [database] () throws(ExarError) in try database.collection(name) }
             let ids = try await publish(events, to: collection)
             database.publishCounters.durations.observe(
-                nanoseconds: DispatchTime.now().uptimeNanoseconds &- received, count: UInt64(events.count))
+                nanoseconds: MonotonicClock.nanoseconds() &- received, count: UInt64(events.count))
             var writer = JSONWriter(ByteBuffer())
             if single {
                 writer.raw("{"); writer.key("id"); writer.number(ids.lowerBound); writer.raw("}\n")

@@ -97,7 +97,7 @@ extension ConnectionHandler {
             if eventIndex > 0 {
                 let stored = min(eventIndex, burst.result?.storedCount ?? 0)
                 if stored > 0 {
-                    if now == 0 { now = DispatchTime.now().uptimeNanoseconds }
+                    if now == 0 { now = MonotonicClock.nanoseconds() }
                     database.publishCounters.durations.observe(nanoseconds: now &- burst.receivedAt, count: UInt64(stored))
                 }
                 if stored < eventIndex { database.publishCounters.rejected(.storage, count: UInt64(eventIndex - stored)) }

@@ -301,7 +301,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             current.slots.append(.error(.validation("event of \(size) bytes is larger than a segment can hold")))
             return
         }
-        if current.lines.isEmpty { current.receivedAt = DispatchTime.now().uptimeNanoseconds }
+        if current.lines.isEmpty { current.receivedAt = MonotonicClock.nanoseconds() }
         current.lines.append(line)
         current.fields.append(publish)
         current.slots.append(.published)
