@@ -41,7 +41,7 @@ import Testing
         #expect(missing.status == 404)
         #expect(missing.object["error"] as? String == "NotFound")
         // A read never creates a collection.
-        #expect(!FileManager.default.fileExists(atPath: server.tcp.folder + "/nothing-here"))
+        #expect(!FileManager.default.fileExists(atPath: server.process.dataFolder + "/nothing-here"))
         let invalid = try await httpRequest(server.port, "GET", "/api/v1/collections/%2E%2E/events")
         #expect(invalid.status == 400)
         #expect(invalid.object["error"] as? String == "ConnectionError")

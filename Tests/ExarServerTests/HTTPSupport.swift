@@ -1,48 +1,41 @@
-import ExarCore
-import ExarHTTP
-import ExarServer
 import Foundation
-import Logging
-import ServiceLifecycle
 import Testing
 
-/// A real protocol server and its HTTP side on loopback ports chosen by the kernel, run as
-/// exar-db runs them (a service group, the HTTP side on the protocol port's event loops).
+/// The real `exar-db` (a child process, its own folder) with its HTTP side on a free loopback
+/// port. A child, not an in-process server: the HTTP handlers run on Swift's cooperative pool,
+/// which the blocking socket reads of the other suites' tests would otherwise hold up.
 final class TestHTTPServer: @unchecked Sendable {
-    let tcp: TestServer
-    let http: ExarHTTPServer
+    let process: ExarProcess
+    /// The HTTP port.
     let port: Int
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
+    /// The protocol port.
+    var tcpPort: Int { process.port }
 
     init(username: String? = nil, password: String? = nil, maxLoginFailures: Int = 5,
          maxBodyBytes: Int = 1 << 20) async throws {
-        tcp = try await TestServer(username: username, password: password, maxLoginFailures: maxLoginFailures)
-        let server = tcp.server
-        http = ExarHTTPServer(
-            configuration: HTTPConfiguration(port: 0, username: username, password: password,
-                                             maxLoginFailures: maxLoginFailures, maxBodyBytes: maxBodyBytes),
-            database: tcp.database, eventLoopGroup: server.eventLoopGroup,
-            serverStatistics: { server.statistics }, logger: Logger(label: "test-http"))
-        let group = ServiceGroup(services: [http], logger: Logger(label: "test-http"))
-        self.group = group
-        task = Task { try await group.run() }
-        guard let address = await http.listeningAddress(), let port = address.port else {
-            throw POSIXError(.EADDRNOTAVAIL)
+        var server = ["max_login_failures = \(maxLoginFailures)", "max_line_bytes = \(maxBodyBytes)"]
+        if let username, let password { server += ["username = \"\(username)\"", "password = \"\(password)\""] }
+        process = try ExarProcess(database: ["segment_size = 1048576"], server: server)
+        port = process.httpPort
+        try await process.start()
+        // The HTTP side starts beside the protocol port: wait until it accepts too.
+        for _ in 0..<400 {
+            if (try? LineClient(port: port)) != nil { return }
+            try await Task.sleep(for: .milliseconds(25))
         }
-        self.port = port
+        Issue.record("the HTTP side did not listen on \(port); log:\n\(process.log)")
+        throw POSIXError(.ECONNREFUSED)
     }
 
+    /// A graceful stop (SIGTERM; anything but exit status 0 is recorded), then the files go.
     func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-        try await tcp.stop()
-        tcp.removeFiles()
+        process.stop()
+        process.removeFiles()
     }
 
     /// A client of the protocol port bound to `collection`.
     func protocolClient(_ collection: String) throws -> LineClient {
-        let client = try LineClient(port: tcp.port)
+        let client = try LineClient(port: tcpPort)
         client.send("Connect\t\(collection)\n")
         #expect(client.readLine() == "Connected")
         return client
