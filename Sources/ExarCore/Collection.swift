@@ -109,10 +109,16 @@ public final class Collection: Sendable {
     /// Visits the events a non-live query matches now, in id order, on the caller's thread.
     /// - Throws: ``ExarError/subscription(_:)`` for a live query.
     public func read(_ query: Query, _ visit: (EventView) -> Void) throws(ExarError) {
+        try read(query, through: UInt64.max, visit)
+    }
+
+    /// Visits the events a non-live query matches now with ids up to `lastWanted`, in id order.
+    /// - Throws: ``ExarError/subscription(_:)`` for a live query.
+    public func read(_ query: Query, through lastWanted: UInt64, _ visit: (EventView) -> Void) throws(ExarError) {
         guard !query.live else {
             throw .subscription("a live query needs a subscription")
         }
-        let endId = lastId + 1
+        let endId = min(lastId, lastWanted) &+ 1
         var cursor = LogCursor(after: query.offset)
         let tag = query.tag.map(TagFilter.init)
         var remaining = query.limit ?? UInt64.max

@@ -37,7 +37,13 @@ struct BasicAuthenticationMiddleware: RouterMiddleware {
             let (delay, close) = throttle.failed(address)
             try? await Task.sleep(for: .milliseconds(delay))
             var error = Self.challenge("wrong username or password")
-            error.closeConnection = close
+            if close {
+                // Hummingbird keeps a connection open whatever the answer's `Connection` header
+                // says: close it once the answer, written right after this, is out.
+                error.closeConnection = true
+                let channel = context.channel
+                channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
+            }
             throw error
         }
         throttle.succeeded(address)

@@ -59,7 +59,8 @@ enum EventPaging {
         while high >= first && high > 0 {
             let low = high - min(window, high - first + 1) + 1
             var copies: [(id: UInt64, timestamp: UInt64, tags: [UInt8], data: [UInt8])] = []
-            try collection.read(Query(offset: low - 1, limit: high - low + 1, tag: tag)) { event in
+            // The window is a range of ids: read through `high`, not `high - low + 1` matches.
+            try collection.read(Query(offset: low - 1, tag: tag), through: high) { event in
                 copies.append((event.id, event.timestamp, Array(event.tags), Array(event.data)))
             }
             for copy in copies.reversed() {

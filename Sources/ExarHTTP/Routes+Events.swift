@@ -21,7 +21,7 @@ extension ExarHTTPServer {
             let parameters = try EventsParameters { query[$0[...]] }
             switch parameters.format {
             case .json: return try await page(collection, parameters)
-            case .ndjson, .csv: return export(collection, parameters)
+            case .ndjson, .csv: return export(collection, parameters, channel: context.channel)
             }
         }
         router.post("/api/v1/collections/:name/events") { [self] request, context in
@@ -92,6 +92,7 @@ extension ExarHTTPServer {
     /// One page: `limit + 1` events are read to know whether there is a next page.
     private func page(_ collection: ExarCore.Collection, _ parameters: EventsParameters) async throws -> Response {
         let limit = parameters.limit ?? 100
+        guard limit > 0 else { throw APIError.parse("limit must be at least 1 for format=json") }
         guard limit <= Self.maximumPageLimit else {
             throw APIError.parse("limit must be at most \(Self.maximumPageLimit) for format=json (use ndjson or csv to export more)")
         }
@@ -130,7 +131,7 @@ extension ExarHTTPServer {
 
     /// The whole answer, streamed in chunks as the client takes them: the next chunk is read
     /// only once the previous one is written.
-    private func export(_ collection: ExarCore.Collection, _ parameters: EventsParameters) -> Response {
+    private func export(_ collection: ExarCore.Collection, _ parameters: EventsParameters, channel: any Channel) -> Response {
         let csv = parameters.format == .csv
         let fileName = collection.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "events"
         var headers: HTTPFields = [
@@ -139,8 +140,11 @@ extension ExarHTTPServer {
         ]
         headers[.cacheControl] = "no-store"
         let body = ResponseBody { [self] writer in
+            let token = streams.add(nil, channel: channel)
+            defer { streams.remove(token) }
             if csv { try await writer.write(ByteBuffer(string: "id,timestamp,tags,data\r\n")) }
-            var remaining = parameters.limit ?? UInt64.max
+            // As on the wire, limit 0 means no limit.
+            var remaining = parameters.limit.flatMap { $0 == 0 ? nil : $0 } ?? UInt64.max
             var offset = parameters.offset
             while remaining > 0 {
                 let want = min(remaining, Self.exportChunk)

@@ -23,24 +23,30 @@ extension ExarHTTPServer {
                 guard let value = UInt64(text) else { throw APIError.parse("offset must be a whole number, got '\(text)'") }
                 offset = value
             }
-            if let text = request.headers[.lastEventID] {
-                guard let value = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
-                    throw APIError.parse("Last-Event-ID must be an event id, got '\(text)'")
-                }
+            // An id this server did not send is ignored rather than refused: a 400 would end a
+            // browser's EventSource for good.
+            if let text = request.headers[.lastEventID], let value = UInt64(text.trimmingCharacters(in: .whitespaces)) {
                 offset = value
             }
             let tag = query["tag"].flatMap { $0.isEmpty ? nil : String($0) }
             let events = try collection.events(Query(live: true, offset: offset, limit: nil, tag: tag),
                                                bufferSize: Self.streamBuffer)
-            let token = streams.add(events)
-            // A tail with no new events never writes, so it would not see its client leave.
-            context.channel.closeFuture.whenComplete { _ in events.cancel() }
+            let channel = context.channel
+            let token = streams.add(events, channel: channel)
+            // A tail with no new events never writes, so it would not see its client leave: the
+            // client's FIN (the connection allows half-closure) or the channel's close ends it.
+            let watcher = InputClosedWatcher { events.cancel() }
+            channel.pipeline.addHandler(watcher, position: .first).whenFailure { _ in events.cancel() }
+            channel.closeFuture.whenComplete { _ in events.cancel() }
             let headers: HTTPFields = [
                 .contentType: "text/event-stream; charset=utf-8",
                 .cacheControl: "no-store",
             ]
             let body = ResponseBody { [streams] writer in
-                defer { streams.remove(token) }
+                defer {
+                    streams.remove(token)
+                    channel.pipeline.removeHandler(watcher, promise: nil)
+                }
                 // Tells the browser how soon to reconnect, and opens the stream at once.
                 try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
                 do {
@@ -65,37 +71,77 @@ extension ExarHTTPServer {
     }
 }
 
-/// The open live tails, ended together when the server stops (a tail never ends by itself).
+/// The streamed answers running now (live tails and exports), ended together when the server
+/// stops: a tail never ends by itself, and a client that stopped reading holds its answer's
+/// writer forever, so their connections are closed too (after a moment, so that a client that
+/// reads gets the end of its answer).
 final class LiveStreams: Sendable {
+    private struct Entry {
+        var stream: EventStream?
+        var channel: any Channel
+    }
+
     private struct State {
-        var streams: [Int: EventStream] = [:]
+        var entries: [Int: Entry] = [:]
         var next = 0
         var ended = false
     }
 
     private let state = Locked(State())
 
-    func add(_ stream: EventStream) -> Int {
+    /// How long an ended answer has to go out before its connection is closed.
+    static let closeDelay = TimeAmount.milliseconds(500)
+
+    func add(_ stream: EventStream?, channel: any Channel) -> Int {
         let (token, ended) = state.withLock { state -> (Int, Bool) in
             state.next += 1
-            if !state.ended { state.streams[state.next] = stream }
+            if !state.ended { state.entries[state.next] = Entry(stream: stream, channel: channel) }
             return (state.next, state.ended)
         }
-        if ended { stream.cancel() }
+        if ended { Self.end(Entry(stream: stream, channel: channel)) }
         return token
     }
 
     func remove(_ token: Int) {
-        _ = state.withLock { $0.streams.removeValue(forKey: token) }
+        _ = state.withLock { $0.entries.removeValue(forKey: token) }
     }
 
     func endAll() {
-        let streams = state.withLock { state in
+        let entries = state.withLock { state in
             state.ended = true
-            defer { state.streams = [:] }
-            return Array(state.streams.values)
+            defer { state.entries = [:] }
+            return Array(state.entries.values)
         }
-        for stream in streams { stream.cancel() }
+        for entry in entries { Self.end(entry) }
+    }
+
+    private static func end(_ entry: Entry) {
+        entry.stream?.cancel()
+        let channel = entry.channel
+        channel.eventLoop.scheduleTask(in: closeDelay) { channel.close(promise: nil) }
+    }
+}
+
+/// Calls `onInputClosed` when the client closes its side of the connection (or the connection
+/// goes), for a live tail that would otherwise wait for its next event to find out.
+final class InputClosedWatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+    typealias InboundOut = NIOAny
+
+    let onInputClosed: @Sendable () -> Void
+
+    init(_ onInputClosed: @escaping @Sendable () -> Void) {
+        self.onInputClosed = onInputClosed
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { onInputClosed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        onInputClosed()
+        context.fireChannelInactive()
     }
 }
 

@@ -81,6 +81,15 @@ import Testing
         #expect(even.0 == [2, 4, 6, 8, 10])
         let evenNewest = try await ids("?tag=even&order=desc&limit=3")
         #expect(evenNewest.0 == [24, 22, 20])
+        #expect(evenNewest.1 as? Int == 20)
+        // With a tag, `desc` pages by id too: below the offset, and `next` moves on.
+        let evenBelow = try await ids("?tag=even&order=desc&offset=19&limit=3")
+        #expect(evenBelow.0 == [18, 16, 14])
+        let evenFurther = try await ids("?tag=even&order=desc&offset=\(evenBelow.1 as? Int ?? 0)&limit=3")
+        #expect(evenFurther.0 == [12, 10, 8])
+        let evenLast = try await ids("?tag=even&order=desc&offset=5&limit=3")
+        #expect(evenLast.0 == [4, 2])
+        #expect(evenLast.1 is NSNull)
 
         let event = try await httpRequest(server.port, "GET", "/api/v1/collections/pages/events?offset=2&limit=1")
         let object = (event.object["events"] as? [[String: Any]])?.first
@@ -89,7 +98,7 @@ import Testing
         #expect(object?["data"] as? String == "event 3")
 
         for (query, word) in [("?limit=abc", "limit"), ("?offset=-1", "offset"), ("?order=up", "order"),
-                              ("?format=xml", "format"), ("?limit=10001", "limit")] {
+                              ("?format=xml", "format"), ("?limit=10001", "limit"), ("?limit=0", "limit")] {
             let bad = try await httpRequest(server.port, "GET", "/api/v1/collections/pages/events" + query)
             #expect(bad.status == 400, "\(query)")
             #expect(bad.object["error"] as? String == "ParseError")

@@ -100,6 +100,47 @@ import Glibc
         try await server.stop()
     }
 
+    /// A tail whose client goes away ends at once, even on a collection where nothing happens.
+    @Test func aClosedTailEndsItsSubscription() async throws {
+        let server = try await TestHTTPServer()
+        let publisher = try server.protocolClient("quiet")
+        publisher.send("Publish\tt\t0\tx\n")
+        #expect(publisher.readLine() == "Published\t1")
+        for _ in 0..<3 {
+            let tail = try await openStream(server, "/api/v1/collections/quiet/stream?tag=never")
+            tail.shutdownWrite()
+        }
+        var subscriptions = -1
+        for _ in 0..<100 where subscriptions != 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            subscriptions = try await httpRequest(server.port, "GET", "/api/v1/collections/quiet").object["subscriptions"] as? Int ?? -1
+        }
+        #expect(subscriptions == 0)
+        try await server.stop()
+    }
+
+    /// SIGTERM with a tail and an export whose clients read nothing: the server still stops,
+    /// promptly and with status 0.
+    @Test func readersThatStopReadingDoNotHoldUpShutdown() async throws {
+        let server = try await TestHTTPServer()
+        let publisher = try server.protocolClient("big")
+        let data = String(repeating: "y", count: 1000)
+        try await onDispatchThread {
+            publisher.send(String(repeating: "Publish\tt\t0\t\(data)\n", count: 5000))
+            #expect(publisher.readLines(5000).last == "Published\t5000")
+        }
+        let tail = try await openStream(server, "/api/v1/collections/big/stream?offset=0", receiveBuffer: 4096)
+        let export = try LineClient(port: server.port, receiveBuffer: 4096)
+        export.send("GET /api/v1/collections/big/events?format=ndjson HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        let status = server.process.stop()
+        #expect(status == 0)
+        #expect(ContinuousClock.now - start < .seconds(10), "stopping took \(ContinuousClock.now - start)")
+        _ = (tail, export)
+        server.process.removeFiles()
+    }
+
     @Test func everyRouteNeedsTheCredentials() async throws {
         let server = try await TestHTTPServer(username: "admin", password: "s3cret", maxLoginFailures: 3)
         for path in ["/", "/api/v1/server", "/metrics", "/console/app.js", "/api/v1/nothing"] {
@@ -124,6 +165,11 @@ import Glibc
             #expect(wrong.status == 401)
             #expect((wrong.header("connection") == "close") == (guess == "admin"))
         }
+        // The connection of a guess past the limit is closed by the server, not only marked.
+        let keptAlive = try LineClient(port: server.port)
+        let wrongHeader = basicAuthorization("admin", "nope").first!
+        keptAlive.send("GET /api/v1/server HTTP/1.1\r\nHost: x\r\n\(wrongHeader.key): \(wrongHeader.value)\r\n\r\n")
+        #expect(try await onDispatchThread { keptAlive.readUntilClosed() != nil }, "the connection stayed open")
         #expect(delays[0] >= .milliseconds(100) && delays[1] >= .milliseconds(200) && delays[2] >= .milliseconds(400), "\(delays)")
         // A right answer still works, and clears the count.
         #expect(try await httpRequest(server.port, "GET", "/api/v1/server", headers: right).status == 200)
