@@ -10,6 +10,9 @@ import NIOCore
 extension ExarHTTPServer {
     func addConsoleRoutes(to router: Router<ExarRequestContext>) {
         let files = ConsoleFiles.load()
+        if files.files.isEmpty {
+            logger.warning("console files not found in \(ConsoleFiles.folder): the console answers 404, the API and /metrics work (install the folder exar-db_ExarHTTP.resources beside exar-db)")
+        }
         router.get("/") { request, _ in
             try files.response(for: "index.html", request)
         }
@@ -87,14 +90,22 @@ struct ConsoleFiles: Sendable {
 
     var files: [String: File]
 
+    /// The folder of the console's files: `exar-db_ExarHTTP.resources/Console` beside the
+    /// executable, where the build puts it. Looked up by hand rather than through `Bundle.module`,
+    /// whose accessor stops the process when the folder is missing (a binary copied alone).
+    static var folder: String {
+        Bundle.main.bundleURL.path + "/exar-db_ExarHTTP.resources/Console"
+    }
+
+    /// The files, or none when the folder is missing (the console's routes then answer 404).
     static func load() -> ConsoleFiles {
         var files: [String: File] = [:]
-        guard let folder = Bundle.module.url(forResource: "Console", withExtension: nil),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else {
+        let folder = Self.folder
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
             return ConsoleFiles(files: [:])
         }
         for name in names {
-            guard let data = FileManager.default.contents(atPath: folder.path + "/" + name) else { continue }
+            guard let data = FileManager.default.contents(atPath: folder + "/" + name) else { continue }
             let bytes = [UInt8](data)
             files[name] = File(bytes: ByteBuffer(bytes: bytes), contentType: contentType(of: name),
                                etag: "\"\(String(fnv1a(bytes), radix: 16))\"")
