@@ -62,8 +62,13 @@ func runInspect(_ arguments: [String]) throws -> (status: Int32, error: String, 
 final class ExarProcess {
     let folder: String
     let port: Int
-    /// The HTTP side's port (docs/HTTP.md), free at the time of asking like ``port``.
-    let httpPort: Int
+    /// The HTTP side's port (docs/HTTP.md): it binds port 0 and logs the one it got (picking a
+    /// free one in advance raced with the other tests' listeners), read from the log once started.
+    var httpPort: Int? {
+        guard let line = log.split(separator: "\n").last(where: { $0.contains("console: http://") }),
+              let colon = line.lastIndex(of: ":") else { return nil }
+        return Int(line[line.index(after: colon)...].prefix { $0.isNumber })
+    }
     private(set) var process: Process?
 
     var dataFolder: String { folder + "/data" }
@@ -76,7 +81,6 @@ final class ExarProcess {
     init(database: [String] = [], server: [String] = []) throws {
         folder = NSTemporaryDirectory() + "exar-process-" + UUID().uuidString
         port = freeLoopbackPort()
-        httpPort = freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try configure(database: database, server: server)
         try """
@@ -97,7 +101,7 @@ final class ExarProcess {
             "log4rs_path = \"log4rs.toml\"",
             "[database]",
             "logs_path = \"\(dataFolder)\"",
-        ] + database + ["[server]", "port = \(port)"] + server + ["[http]", "port = \(httpPort)"])
+        ] + database + ["[server]", "port = \(port)"] + server + ["[http]", "port = 0"])
             .joined(separator: "\n").write(toFile: folder + "/exar-db.toml", atomically: true, encoding: .utf8)
     }
 

@@ -7,7 +7,7 @@ import Testing
 final class TestHTTPServer: @unchecked Sendable {
     let process: ExarProcess
     /// The HTTP port.
-    let port: Int
+    private(set) var port = 0
     /// The protocol port.
     var tcpPort: Int { process.port }
 
@@ -16,11 +16,13 @@ final class TestHTTPServer: @unchecked Sendable {
         var server = ["max_login_failures = \(maxLoginFailures)", "max_line_bytes = \(maxBodyBytes)"]
         if let username, let password { server += ["username = \"\(username)\"", "password = \"\(password)\""] }
         process = try ExarProcess(database: ["segment_size = 1048576"], server: server)
-        port = process.httpPort
         try await process.start()
-        // The HTTP side starts beside the protocol port: wait until it accepts too.
+        // The HTTP side starts beside the protocol port: wait until it logs its port and accepts.
         for _ in 0..<400 {
-            if (try? LineClient(port: port)) != nil { return }
+            if let port = process.httpPort, (try? LineClient(port: port)) != nil {
+                self.port = port
+                return
+            }
             try await Task.sleep(for: .milliseconds(25))
         }
         Issue.record("the HTTP side did not listen on \(port); log:\n\(process.log)")
