@@ -26,7 +26,8 @@ struct APIError: Error, Sendable {
 
     /// The answer to an engine error, with the status that fits it.
     init(_ error: ExarError, collectionFolder: String) {
-        switch error {
+        // Paths relative to the data folder, as on the protocol port.
+        switch error.withPaths(relativeTo: collectionFolder) {
         case .validation(let message):
             self.init(.badRequest, "ValidationError", message)
         case .connection(let message):
@@ -39,10 +40,7 @@ struct APIError: Error, Sendable {
         case .io(.notConnected, let message):
             self.init(.serviceUnavailable, "IoError", message)
         case .io(_, let message):
-            // Paths relative to the data folder, as on the protocol port.
-            let prefix = collectionFolder.hasSuffix("/") ? collectionFolder : collectionFolder + "/"
-            self.init(.internalServerError, "IoError",
-                      collectionFolder.isEmpty ? message : message.replacingOccurrences(of: prefix, with: ""))
+            self.init(.internalServerError, "IoError", message)
         case .eventStream(.closed):
             self.init(.serviceUnavailable, "EventStreamError", "the server is stopping")
         case .eventStream, .subscription:

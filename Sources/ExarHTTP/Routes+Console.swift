@@ -49,8 +49,7 @@ extension ExarHTTPServer {
                 writer.raw(","); writer.key("file"); writer.string((file as NSString).lastPathComponent)
                 writer.raw(","); writer.key("position"); writer.number(position)
             }
-            let folder = database.configuration.directory(forCollection: collection.name) + "/"
-            writer.raw(","); writer.key("message"); writer.string(report.message.replacingOccurrences(of: folder, with: ""))
+            writer.raw(","); writer.key("message"); writer.string(report.message.replacingOccurrences(of: directory + "/", with: ""))
             writer.raw("}\n")
             return Self.json(writer)
         }

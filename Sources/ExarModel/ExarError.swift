@@ -41,6 +41,17 @@ public enum ExarError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension ExarError {
+    /// The error as a client may see it: an I/O error's file paths are given relative to the data
+    /// folder `folder` (`orders/00000000000000000001.log`, the folder itself as `.`), so answers do
+    /// not tell where the server keeps its data.
+    package func withPaths(relativeTo folder: String) -> ExarError {
+        guard case .io(let kind, let message) = self, !folder.isEmpty, message.contains(folder) else { return self }
+        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
+        return .io(kind, message.replacingOccurrences(of: prefix, with: "").replacingOccurrences(of: folder, with: "."))
+    }
+}
+
 /// Why an event stream failed.
 public enum EventStreamErrorKind: String, Sendable, Hashable {
     case empty = "Empty"

@@ -138,10 +138,6 @@ extension ConnectionHandler {
     /// folder (`orders/00000000000000000001.log`), so answers do not tell where the server keeps
     /// its data.
     func clientFacing(_ error: ExarError) -> ExarError {
-        guard case .io(let kind, let message) = error else { return error }
-        let folder = database.configuration.logsPath
-        guard !folder.isEmpty, message.contains(folder) else { return error }
-        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
-        return .io(kind, message.replacingOccurrences(of: prefix, with: "").replacingOccurrences(of: folder, with: "."))
+        error.withPaths(relativeTo: database.configuration.logsPath)
     }
 }
