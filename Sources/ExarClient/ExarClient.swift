@@ -1,5 +1,6 @@
 import ExarModel
 import ExarNet
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -156,6 +157,36 @@ public final class ExarClient: Sendable {
         case .error(let error): throw error
         default: throw ExarError.subscription("unexpected answer \(answer)")
         }
+    }
+
+    /// The offset from which a subscription delivers the events stamped at or after `date`
+    /// (`Locate`): the id before the first such event, or the last id when there is none.
+    /// - Throws: the server's error (``ExarError/connection(_:)`` for a dropped collection), or
+    ///   the connection's error.
+    public func locate(_ date: Date) async throws -> UInt64 {
+        var line = channel.allocator.buffer(capacity: 32)
+        line.writeLocate(timestamp: Self.milliseconds(date))
+        let answer = try await send(line, expecting: .answers(1))[0]
+        switch answer {
+        case .located(let offset): return offset
+        case .error(let error): throw error
+        default: throw ExarError.io(.invalidData, "unexpected answer \(answer)")
+        }
+    }
+
+    /// Subscribes from the first event stamped at or after `date`: a `Locate`, then a `Subscribe`
+    /// from its offset (an id, so events published between the two are delivered too).
+    public func subscribe(since date: Date, live: Bool = true, limit: UInt64? = nil, tag: String? = nil)
+        async throws -> Subscription
+    {
+        let offset = try await locate(date)
+        return try await subscribe(Query(live: live, offset: offset, limit: limit, tag: tag))
+    }
+
+    /// Milliseconds since the Unix epoch, 0 for earlier dates.
+    static func milliseconds(_ date: Date) -> UInt64 {
+        let value = (date.timeIntervalSince1970 * 1000).rounded(.down)
+        return value <= 0 ? 0 : value >= 1.8e19 ? UInt64.max : UInt64(value)
     }
 
     /// Closes the connection; a running subscription ends with an error.

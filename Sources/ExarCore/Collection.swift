@@ -41,6 +41,24 @@ public final class Collection: Sendable {
         lastId == 0 ? 0 : log.segments.first?.baseId ?? 1
     }
 
+    /// The offset to subscribe with to get the events from `timestamp` (ms) on: the id before
+    /// the first event whose timestamp is at or after it, or the last id when no event is.
+    ///
+    /// Ids and timestamps need not rise together (clients may stamp events out of order): this is
+    /// Kafka's `offsetsForTimes` over the running maximum of timestamps, the first event at or
+    /// after the time in id order. Costs a look at each segment's largest timestamp, a binary
+    /// search of one time index and a walk of one index block; never a scan.
+    public func locate(timestamp: UInt64) -> UInt64 {
+        // Loaded first: every event up to it lies below the ends the segments give next.
+        let last = lastId
+        guard last > 0 else { return 0 }
+        let scratch = DecompressionBuffer()
+        for segment in log.segments {
+            if let id = segment.firstId(atOrAfter: timestamp, scratch: scratch) { return id - 1 }
+        }
+        return last
+    }
+
     // MARK: Publishing
 
     /// Publishes a burst of events without waiting: `fill` appends them (it runs at once, on the

@@ -6,6 +6,8 @@ struct EventsParameters: Sendable {
     enum Format: String, Sendable { case json, ndjson, csv }
 
     var offset: UInt64 = 0
+    /// `since`: a time (ms) to start at instead of an offset, resolved by `Locate`.
+    var since: UInt64?
     var limit: UInt64?
     var tag: String?
     var descending = false
@@ -27,6 +29,14 @@ struct EventsParameters: Sendable {
             case "desc": descending = true
             default: throw APIError.parse("order must be asc or desc, got '\(text)'")
             }
+        }
+        if let text = query("since") {
+            guard let value = UInt64(text) else {
+                throw APIError.parse("since must be a time in ms since the Unix epoch, got '\(text)'")
+            }
+            guard query("offset") == nil else { throw APIError.parse("give offset or since, not both") }
+            guard !descending else { throw APIError.parse("since reads forwards: it cannot be used with order=desc") }
+            since = value
         }
         if let text = query("format") {
             guard let value = Format(rawValue: String(text)) else {

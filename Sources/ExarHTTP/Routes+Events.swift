@@ -18,7 +18,10 @@ extension ExarHTTPServer {
         router.get("/api/v1/collections/:name/events") { [self] request, context in
             let collection = try await existing(context)
             let query = request.uri.queryParameters
-            let parameters = try EventsParameters { query[$0[...]] }
+            var parameters = try EventsParameters { query[$0[...]] }
+            if let since = parameters.since {
+                parameters.offset = await offloaded { collection.locate(timestamp: since) }
+            }
             switch parameters.format {
             case .json: return try await page(collection, parameters)
             case .ndjson, .csv: return export(collection, parameters, channel: context.channel)

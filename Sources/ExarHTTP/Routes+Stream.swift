@@ -23,6 +23,13 @@ extension ExarHTTPServer {
                 guard let value = UInt64(text) else { throw APIError.parse("offset must be a whole number, got '\(text)'") }
                 offset = value
             }
+            if let text = query["since"] {
+                guard let value = UInt64(text) else {
+                    throw APIError.parse("since must be a time in ms since the Unix epoch, got '\(text)'")
+                }
+                guard query["offset"] == nil else { throw APIError.parse("give offset or since, not both") }
+                offset = await offloaded { collection.locate(timestamp: value) }
+            }
             // An id this server did not send is ignored rather than refused: a 400 would end a
             // browser's EventSource for good.
             if let text = request.headers[.lastEventID], let value = UInt64(text.trimmingCharacters(in: .whitespaces)) {

@@ -17,6 +17,8 @@ public enum ClientRequest: Sendable, Equatable {
     case drop(collection: String)
     /// `Unsubscribe` (0.2).
     case unsubscribe
+    /// `Locate\t<timestamp ms>` (extension): the offset from which a subscription starts at that time.
+    case locate(timestamp: UInt64)
     /// A well-formed message of the server's own kinds (`Connected`, `Event`, ...): never valid from a client.
     case serverMessage
 
@@ -163,9 +165,11 @@ extension ClientRequest {
             return .drop(collection: outer.string(collection))
         case "Unsubscribe":
             return .unsubscribe
+        case "Locate":
+            return .locate(timestamp: try outer.uint64())
         case "Connected", "Subscribed", "EndOfEventStream", "Authenticated", "Selected", "Dropped":
             return .serverMessage
-        case "Published":
+        case "Published", "Located":
             _ = try outer.uint64()
             return .serverMessage
         case "Event":

@@ -21,6 +21,13 @@ extension ByteBuffer {
         }
     }
 
+    /// `Located\t<offset>\n`
+    public mutating func writeLocated(offset: UInt64) {
+        writeStaticString("Located\t")
+        writeDecimal(offset)
+        writeInteger(UInt8(ascii: "\n"))
+    }
+
     /// `Subscribed\n`
     public mutating func writeSubscribed() {
         writeStaticString("Subscribed\n")
@@ -113,6 +120,13 @@ extension ByteBuffer {
         writeDecimal(timestamp)
         writeInteger(UInt8(ascii: "\t"))
         writeString(data)
+        writeInteger(UInt8(ascii: "\n"))
+    }
+
+    /// `Locate\t<timestamp ms>\n`
+    public mutating func writeLocate(timestamp: UInt64) {
+        writeStaticString("Locate\t")
+        writeDecimal(timestamp)
         writeInteger(UInt8(ascii: "\n"))
     }
 

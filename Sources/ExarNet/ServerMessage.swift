@@ -19,6 +19,8 @@ public enum ServerMessage: Sendable, Equatable {
     case selected
     /// `Dropped`: the collection of a `Drop` was deleted.
     case dropped
+    /// `Located\t<offset>`: the answer to a `Locate`.
+    case located(UInt64)
     /// `Error\t<error>`: the request failed.
     case error(ExarError)
 
@@ -37,6 +39,9 @@ public enum ServerMessage: Sendable, Equatable {
         case "Published":
             guard let id = UInt64(rest ?? "") else { throw .parse(.parseError("bad Published line: \(text)")) }
             return .published(id)
+        case "Located":
+            guard let offset = UInt64(rest ?? "") else { throw .parse(.parseError("bad Located line: \(text)")) }
+            return .located(offset)
         case "Event":
             let fields = (rest ?? "").split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false)
             guard fields.count == 4, let id = UInt64(fields[0]), let timestamp = UInt64(fields[1]) else {

@@ -88,6 +88,18 @@ extension ConnectionHandler {
         processWaitingLines(context)
     }
 
+    /// `Locate`: answered at once (index lookups and a walk of one index block), after the
+    /// connection's earlier answers, so its own publishes are seen.
+    func locate(_ timestamp: UInt64, context: ChannelHandlerContext) {
+        var out = context.channel.allocator.buffer(capacity: 32)
+        if let collection, !collection.isDropped {
+            out.writeLocated(offset: collection.locate(timestamp: timestamp))
+        } else {
+            out.writeError(.connection(""))
+        }
+        write(out, context)
+    }
+
     /// Answers wrong credentials late, reading nothing more from this connection meanwhile, and
     /// closes it after the last allowed failure: guessing costs time, and never another client's.
     func refuseLogin(afterMilliseconds delay: Int, close: Bool, context: ChannelHandlerContext) {

@@ -284,6 +284,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             write(out, context)
         case .subscribe(let query):
             startStream(query, context: context)
+        case .locate(let timestamp):
+            locate(timestamp, context: context)
         }
     }
 
@@ -375,7 +377,7 @@ extension ClientRequest {
     /// Whether the message is answered only after every earlier answer of its connection.
     var waitsForEarlierAnswers: Bool {
         switch self {
-        case .connect, .select, .drop, .subscribe, .authenticate: true
+        case .connect, .select, .drop, .subscribe, .authenticate, .locate: true
         case .publish, .unsubscribe, .serverMessage: false
         }
     }

@@ -24,6 +24,8 @@ struct ConnectionStateMachine {
         case publish(PublishFields)
         /// Start the subscription and answer `Subscribed`.
         case subscribe(Query)
+        /// Answer `Located` with the offset of the first event at or after this time.
+        case locate(timestamp: UInt64)
         /// Answer this error; the connection stays usable.
         case answerError(ExarError)
         /// Wrong credentials: answer `AuthenticationError` after `delayMilliseconds`, then close the
@@ -72,6 +74,8 @@ struct ConnectionStateMachine {
             return .publish(fields)
         case (.bound, .subscribe(let query)):
             return .subscribe(query)
+        case (.bound, .locate(let timestamp)):
+            return .locate(timestamp: timestamp)
         default:
             return .answerError(.io(.invalidData, "unexpected TCP message"))
         }

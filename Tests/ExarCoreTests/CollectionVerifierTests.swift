@@ -54,7 +54,7 @@ import Testing
         database.close()
         let report = CollectionVerifier.verify(directory: folder.path + "/c")
         #expect(report == .ok(segments: count, events: 300))
-        #expect(report.message == "ok: \(count) segments, 300 events, checksums, ids, index and tag bitmaps consistent")
+        #expect(report.message == "ok: \(count) segments, 300 events, checksums, ids, index, tag bitmaps and time index consistent")
         // One segment file on its own.
         let second = try #require(folder.files(in: "c", suffix: ".log").dropFirst().first)
         let events = try CollectionVerifier.list(segmentFiles: [second])[0].events

@@ -87,11 +87,11 @@ enum Damage: String, CaseIterable, CustomTestStringConvertible {
         case .truncatedIndex:
             victim = String(segments[1].dropLast(4)) + ".index"
             try write(Array(try bytes(victim).prefix(70)), victim)
-            logSays = "\(victim): index and tag bitmaps rebuilt"
+            logSays = "\(victim): index, tag bitmaps and time index rebuilt"
         case .deletedTagBitmaps:
             victim = String(segments[3].dropLast(4)) + ".tags"
             unlink(victim)
-            logSays = "\(String(segments[3].dropLast(4))).index: index and tag bitmaps rebuilt"
+            logSays = "\(String(segments[3].dropLast(4))).index: index, tag bitmaps and time index rebuilt"
         case .zeroLengthSegmentFile:
             victim = collection + "/" + String(format: "%020d", Self.eventCount + 1) + ".log"
             #expect(FileManager.default.createFile(atPath: victim, contents: Data()))
@@ -161,7 +161,7 @@ enum Damage: String, CaseIterable, CustomTestStringConvertible {
         let repaired = try runInspect(["repair", collection])
         #expect(repaired.status == 0, "\(repaired.error)")
         #expect(repaired.output.contains("cut 100 bytes from position \(end)"), "\(repaired.output)")
-        #expect(repaired.output.contains("\(index): index and tag bitmaps rebuilt"), "\(repaired.output)")
+        #expect(repaired.output.contains("\(index): index, tag bitmaps and time index rebuilt"), "\(repaired.output)")
         let verified = try runInspect(["verify", collection])
         #expect(verified.status == 0, "\(verified.error)")
         let again = try runInspect(["repair", collection])

@@ -97,8 +97,17 @@ import Testing
         #expect(object?["tags"] as? [String] == ["odd", "all"])
         #expect(object?["data"] as? String == "event 3")
 
+        // `since`: from the first event stamped at or after that time (Locate).
+        let since = try await ids("?since=1010&limit=3")
+        #expect(since.0 == [10, 11, 12])
+        #expect(since.1 as? Int == 12)
+        #expect(try await ids("?since=5000").0 == [])
+        #expect(try await ids("?since=0&tag=even&limit=2").0 == [2, 4])
+
         for (query, word) in [("?limit=abc", "limit"), ("?offset=-1", "offset"), ("?order=up", "order"),
-                              ("?format=xml", "format"), ("?limit=10001", "limit"), ("?limit=0", "limit")] {
+                              ("?format=xml", "format"), ("?limit=10001", "limit"), ("?limit=0", "limit"),
+                              ("?since=yesterday", "since"), ("?since=5&offset=2", "not both"),
+                              ("?since=5&order=desc", "order=desc")] {
             let bad = try await httpRequest(server.port, "GET", "/api/v1/collections/pages/events" + query)
             #expect(bad.status == 400, "\(query)")
             #expect(bad.object["error"] as? String == "ParseError")

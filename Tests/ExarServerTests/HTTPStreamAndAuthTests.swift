@@ -63,6 +63,11 @@ import Glibc
         #expect(try await readEvents(resumed, 1).first?.id == 3)
         let tagged = try await openStream(server, "/api/v1/collections/tail/stream?offset=0&tag=old")
         #expect(try await readEvents(tagged, 2).map(\.id) == [1, 2])
+        // `since` starts at the first event stamped at or after the time (ids 1 to 3 were stamped now).
+        publisher.send("Publish\tdated\t9000000005000\tfour\nPublish\tdated\t9000000004000\tfive\nPublish\tdated\t9000000006000\tsix\n")
+        #expect(publisher.readLines(3) == ["Published\t4", "Published\t5", "Published\t6"])
+        let dated = try await openStream(server, "/api/v1/collections/tail/stream?since=9000000004500")
+        #expect(try await readEvents(dated, 3).map(\.id) == [4, 5, 6])
         try await server.stop()
     }
 

@@ -50,7 +50,7 @@ package struct SegmentListing: Sendable {
 
 /// The result of ``CollectionVerifier/verify(directory:)``: all consistent, or the first problem.
 package enum VerifyReport: Sendable, Equatable {
-    /// Every checksum, id, sealed end, index entry and stored tag checked out.
+    /// Every checksum, id, sealed end, index entry, stored tag and time entry checked out.
     case ok(segments: Int, events: UInt64)
     /// The first bad file (the path as given), the byte position in it, and why.
     case corrupt(file: String, position: Int, reason: String)
@@ -59,7 +59,7 @@ package enum VerifyReport: Sendable, Equatable {
     package var message: String {
         switch self {
         case .ok(let segments, let events):
-            "ok: \(segments) segments, \(events) events, checksums, ids, index and tag bitmaps consistent"
+            "ok: \(segments) segments, \(events) events, checksums, ids, index, tag bitmaps and time index consistent"
         case .corrupt(let file, let position, let reason):
             "corrupt: \(file) at byte \(position): \(reason)"
         }
@@ -122,6 +122,9 @@ package enum CollectionVerifier {
             if let problem = verifyIndexAndTags(file, inspector: inspector, end: summary.dataEnd) {
                 return problem
             }
+            if let problem = verifyTimeIndex(file, inspector: inspector, end: summary.dataEnd, sealed: summary.sealed) {
+                return problem
+            }
             previousEnd = inspector.baseId + summary.eventCount
             events += summary.eventCount
         }
@@ -174,6 +177,47 @@ package enum CollectionVerifier {
             }
         }
         return problem
+    }
+
+    /// Checks that every time entry of an index entry below `end` holds the largest timestamp of the
+    /// events before that entry's batch, and a sealed time file the segment's largest timestamp.
+    private static func verifyTimeIndex(_ file: String, inspector: SegmentInspector, end: Int, sealed: Bool) -> VerifyReport? {
+        let stem = String(file.dropLast(4))
+        let timePath = stem + ".time"
+        let index: IndexFileView
+        let time: TimeFileView
+        do {
+            index = try IndexFileView(path: stem + ".index", baseId: inspector.baseId)
+            time = try TimeFileView(path: timePath, baseId: inspector.baseId)
+        } catch {
+            return .corrupt(file: timePath, position: 0, reason:
+                "missing or unreadable time index (\(error)); the server rebuilds it on open")
+        }
+        let entries = index.entries.filter { $0.position < end }
+        if entries.count > time.capacity {
+            return .corrupt(file: timePath, position: Format.Time.capacityOffset, reason:
+                "room for \(time.capacity) time entries, but the index has \(entries.count)")
+        }
+        var expected: [UInt64] = []
+        var next = 0
+        var running: UInt64 = 0
+        inspector.forEachTimestamp(upTo: end) { position, timestamp in
+            while next < entries.count && entries[next].position <= position {
+                expected.append(running)
+                next += 1
+            }
+            running = max(running, timestamp)
+        }
+        while expected.count < entries.count { expected.append(running) }
+        for (number, value) in expected.enumerated() where time.entry(number) != value {
+            return .corrupt(file: timePath, position: Format.Time.headerSize + number * Format.Time.entrySize, reason:
+                "time entry \(number) holds \(time.entry(number)), but the largest timestamp before its batch is \(value)")
+        }
+        if sealed && time.sealedCount == entries.count && time.sealedMaxTimestamp != running {
+            return .corrupt(file: timePath, position: Format.Time.maxTimestampOffset, reason:
+                "records \(time.sealedMaxTimestamp) as the segment's largest timestamp, but it is \(running)")
+        }
+        return nil
     }
 
     /// The index of the last element `<= value` in an ascending array (binary search).

@@ -120,6 +120,34 @@ enum Format {
         static let blockCapacityOffset = 40
     }
 
+
+    /// Time index file (`<base id>.time`): 64-byte header, then one 8-byte entry per index entry.
+    ///
+    /// | offset | size | field |
+    /// | 0 | 8 | magic `EXARTIM1` |
+    /// | 8 | 4 | version (1) |
+    /// | 12 | 4 | zero |
+    /// | 16 | 8 | base id |
+    /// | 24 | 4 | capacity (entries) |
+    /// | 28 | 4 | entry count when sealed (else 0) |
+    /// | 32 | 8 | end of data covered when sealed (else 0) |
+    /// | 40 | 8 | largest event timestamp of the segment when sealed (else 0) |
+    /// | 48 | 16 | zero |
+    ///
+    /// Entry `k`: | 0 | 8 | the largest timestamp of the segment's events before the batch of index
+    /// entry `k` (0 when there are none). Entries never decrease, so a binary search finds the
+    /// block holding the first event at or after a time.
+    enum Time {
+        static let magic: UInt64 = 0x314D_4954_5241_5845  // "EXARTIM1"
+        static let headerSize = 64
+        static let entrySize = 8
+        static let baseIdOffset = 16
+        static let capacityOffset = 24
+        static let countOffset = 28
+        static let dataEndOffset = 32
+        static let maxTimestampOffset = 40
+    }
+
     static let version: UInt32 = 1
 
     /// The 20-digit, zero-padded file name stem of a segment whose first id is `baseId`.

@@ -78,14 +78,23 @@ extension Segment {
             }
         }
 
-        let (index, tags, count, rebuilt) = if let opened {
-            (opened.index, opened.tags, opened.count, false)
+        let segment: Segment
+        var rebuilt = false
+        if let opened {
+            let (time, maxTimestamp) = try openOrRebuildTimeIndex(
+                log: log, index: opened.index, count: opened.count, baseId: baseId, dataEnd: dataEnd, paths: paths,
+                notes: &notes)
+            // A rebuilt time index is recorded by sealing again, below.
+            rebuilt = time.rebuilt
+            segment = Segment(baseId: baseId, log: log, index: opened.index, tags: opened.tags, time: time.file,
+                              indexInterval: indexInterval, dataEnd: dataEnd, nextId: nextId, indexCount: opened.count,
+                              maxTimestamp: maxTimestamp, sealed: !isLast)
         } else {
-            try rebuildIndex(log: log, baseId: baseId, dataEnd: dataEnd, interval: indexInterval, sealed: sealedFlag,
-                             paths: paths, notes: &notes)
+            segment = try rebuildIndex(log: log, baseId: baseId, dataEnd: dataEnd, interval: indexInterval,
+                                       sealed: sealedFlag, paths: paths, notes: &notes)
+            rebuilt = true
+            if isLast { segment.isSealed.store(false, ordering: .relaxed) }
         }
-        let segment = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: indexInterval,
-                              dataEnd: dataEnd, nextId: nextId, indexCount: count, sealed: !isLast)
         if trusted {
             // Sealed batches are checked by readers the first time they are read in this process.
             segment.verifiedEnd.store(Format.Segment.headerSize, ordering: .relaxed)
@@ -165,7 +174,7 @@ extension Segment {
     /// The index and tag files of a sealed segment and their entry count, when they agree with it
     /// and the batches after the last index entry end at `dataEnd` with id `nextId`; else `nil`.
     private static func openSealedIndex(
-        log: MappedFile, baseId: UInt64, dataEnd: Int, nextId: UInt64, paths: (log: String, index: String, tags: String)
+        log: MappedFile, baseId: UInt64, dataEnd: Int, nextId: UInt64, paths: Paths
     ) -> (index: MappedFile, tags: MappedFile, count: Int)? {
         guard let index = try? MappedFile.open(path: paths.index),
             let tags = try? MappedFile.open(path: paths.tags),
@@ -189,22 +198,26 @@ extension Segment {
         return (index, tags, count)
     }
 
-    /// Creates the index and tag files of a segment afresh from its batches below `dataEnd`.
+    /// Creates the index, tag and time files of a segment afresh from its batches below `dataEnd`;
+    /// returns the segment (marked sealed, unless the caller says otherwise).
     private static func rebuildIndex(
         log: MappedFile, baseId: UInt64, dataEnd: Int, interval: Int, sealed: Bool,
-        paths: (log: String, index: String, tags: String), notes: inout [RecoveryNote]
-    ) throws(ExarError) -> (MappedFile, MappedFile, Int, Bool) {
+        paths: Paths, notes: inout [RecoveryNote]
+    ) throws(ExarError) -> Segment {
         let capacity = indexCapacity(segmentSize: log.size, interval: interval)
         let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: interval)
         let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
-        let rebuilt = Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: interval,
-                              dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, sealed: false)
-        let count = rebuilt.reindex(upTo: dataEnd)
+        let time = try createTimeFile(path: paths.time, baseId: baseId, capacity: capacity)
+        let rebuilt = Segment(baseId: baseId, log: log, index: index, tags: tags, time: time, indexInterval: interval,
+                              dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, maxTimestamp: 0,
+                              sealed: false)
+        _ = rebuilt.reindex(upTo: dataEnd)
         if dataEnd > Format.Segment.headerSize || sealed {
             notes.append(RecoveryNote(kind: .rebuiltIndex, path: paths.index,
-                                      detail: "index and tag bitmaps rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
+                                      detail: "index, tag bitmaps and time index rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
         }
-        return (index, tags, count, true)
+        rebuilt.isSealed.store(true, ordering: .relaxed)
+        return rebuilt
     }
 
     /// The entry count of a sealed index/tags pair that agrees with the segment, or `nil` if stale.
@@ -260,5 +273,66 @@ extension Segment {
         }
         commit()
         return publishedIndexCount.load(ordering: .relaxed)
+    }
+}
+
+extension Segment {
+    /// The time file of a trusted sealed segment and the segment's largest timestamp: the file as
+    /// it is when its header agrees with the index (`count` entries, data to `dataEnd`), else
+    /// rebuilt from the batches (segments written before time files existed get one this way).
+    static func openOrRebuildTimeIndex(
+        log: MappedFile, index: MappedFile, count: Int, baseId: UInt64, dataEnd: Int, paths: Paths,
+        notes: inout [RecoveryNote]
+    ) throws(ExarError) -> (time: (file: MappedFile, rebuilt: Bool), maxTimestamp: UInt64) {
+        if let file = try? MappedFile.open(path: paths.time), file.size >= Format.Time.headerSize {
+            let base = UnsafeRawPointer(file.base)
+            let capacity = Int(base.loadLE(at: Format.Time.capacityOffset, as: UInt32.self))
+            if base.loadLE(at: 0, as: UInt64.self) == Format.Time.magic,
+                base.loadLE(at: Format.Time.baseIdOffset, as: UInt64.self) == baseId,
+                count <= capacity, file.size >= Format.Time.headerSize + capacity * Format.Time.entrySize,
+                Int(base.loadLE(at: Format.Time.countOffset, as: UInt32.self)) == count,
+                Int(clamping: base.loadLE(at: Format.Time.dataEndOffset, as: UInt64.self)) == dataEnd
+            {
+                return ((file, false), base.loadLE(at: Format.Time.maxTimestampOffset, as: UInt64.self))
+            }
+        }
+        let capacity = max(count, Int(UnsafeRawPointer(index.base).loadLE(at: Format.Index.capacityOffset, as: UInt32.self)))
+        let file = try createTimeFile(path: paths.time, baseId: baseId, capacity: capacity)
+        let logBase = UnsafeRawPointer(log.base)
+        let indexBase = UnsafeRawPointer(index.base)
+        let scratch = DecompressionBuffer()
+        var running: UInt64 = 0
+        var entry = 0
+        var position = Format.Segment.headerSize
+        func store(through number: Int) {
+            while entry < number {
+                file.base.storeLE(running, at: Format.Time.headerSize + entry * Format.Time.entrySize)
+                entry += 1
+            }
+        }
+        while position < dataEnd, case .batch(let header) = BatchProbe.probe(
+            logBase, position: position, limit: dataEnd, expectedBaseId: nil, verifyChecksum: false)
+        {
+            // Every entry pointing at or before this batch holds the maximum of the batches before it.
+            while entry < count,
+                Int(indexBase.loadLE(at: Format.Index.headerSize + entry * Format.Index.entrySize + 4, as: UInt32.self)) <= position
+            {
+                store(through: entry + 1)
+            }
+            if let payload = scratch.payload(of: logBase + position, header) {
+                RecordWalk.forEach(payload) { record in
+                    running = max(running, record.timestamp)
+                    return true
+                }
+            }
+            position += header.totalSize
+        }
+        store(through: count)
+        file.base.storeLE(UInt32(count), at: Format.Time.countOffset)
+        file.base.storeLE(UInt64(dataEnd), at: Format.Time.dataEndOffset)
+        file.base.storeLE(running, at: Format.Time.maxTimestampOffset)
+        notes.append(RecoveryNote(kind: .rebuiltIndex, path: paths.time,
+                                  detail: "time index missing or stale; rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
+        return ((file, true), running)
     }
 }

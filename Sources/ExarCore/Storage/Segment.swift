@@ -2,7 +2,8 @@ import CLZ4
 import ExarModel
 import Synchronization
 
-/// One segment of a collection: the mapped log file, its sparse index and its tag bitmaps.
+/// One segment of a collection: the mapped log file, its sparse index, its tag bitmaps and its
+/// time index.
 ///
 /// The writer thread alone mutates a segment (`append`, `seal`); readers use the atomics:
 /// bytes below `committedEnd` never change once it has moved past them.
@@ -11,6 +12,7 @@ final class Segment: @unchecked Sendable {
     let log: MappedFile
     let index: MappedFile
     let tags: MappedFile
+    let time: MappedFile
     let indexInterval: Int
 
     /// End of the bytes readers may see (release by the writer, acquire by readers).
@@ -21,23 +23,30 @@ final class Segment: @unchecked Sendable {
     let verifiedEnd: Atomic<Int>
     /// Set once the segment is full and a newer one exists, or when the database closes.
     let isSealed: Atomic<Bool>
+    /// The largest timestamp of the events below `committedEnd` (0 while empty). Stored after
+    /// `committedEnd`, so a reader that loads it first finds those events below the end it loads next.
+    let maxTimestamp: Atomic<UInt64>
 
     // Writer-only state.
     private(set) var writeEnd: Int
     private(set) var nextId: UInt64
     private var indexCount: Int
     private var lastIndexedPosition: Int
+    private var runningMaxTimestamp: UInt64
 
     var capacity: Int { log.size }
     var indexCapacity: Int { Int(index.base.loadLE(at: Format.Index.capacityOffset, as: UInt32.self)) }
     var path: String { log.path }
 
-    init(baseId: UInt64, log: MappedFile, index: MappedFile, tags: MappedFile, indexInterval: Int,
-         dataEnd: Int, nextId: UInt64, indexCount: Int, sealed: Bool) {
+    init(baseId: UInt64, log: MappedFile, index: MappedFile, tags: MappedFile, time: MappedFile, indexInterval: Int,
+         dataEnd: Int, nextId: UInt64, indexCount: Int, maxTimestamp: UInt64, sealed: Bool) {
         self.baseId = baseId
         self.log = log
         self.index = index
         self.tags = tags
+        self.time = time
+        self.maxTimestamp = Atomic(maxTimestamp)
+        self.runningMaxTimestamp = maxTimestamp
         self.indexInterval = indexInterval
         self.committedEnd = Atomic(dataEnd)
         self.publishedIndexCount = Atomic(indexCount)
@@ -54,9 +63,20 @@ final class Segment: @unchecked Sendable {
 
     // MARK: File names and creation
 
-    static func paths(directory: String, baseId: UInt64) -> (log: String, index: String, tags: String) {
+    /// The four files of a segment.
+    struct Paths {
+        let log: String
+        let index: String
+        let tags: String
+        let time: String
+
+        /// Every file, the log first (removing it first leaves no segment that lacks a side file).
+        var all: [String] { [log, index, tags, time] }
+    }
+
+    static func paths(directory: String, baseId: UInt64) -> Paths {
         let stem = directory + "/" + Format.fileStem(baseId: baseId)
-        return (stem + ".log", stem + ".index", stem + ".tags")
+        return Paths(log: stem + ".log", index: stem + ".index", tags: stem + ".tags", time: stem + ".time")
     }
 
     static func indexCapacity(segmentSize: Int, interval: Int) -> Int {
@@ -72,12 +92,13 @@ final class Segment: @unchecked Sendable {
         do {
             let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: indexInterval)
             let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
+            let time = try createTimeFile(path: paths.time, baseId: baseId, capacity: capacity)
             FileSystem.syncDirectory(directory)
-            return Segment(baseId: baseId, log: log, index: index, tags: tags, indexInterval: indexInterval,
-                           dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, sealed: false)
+            return Segment(baseId: baseId, log: log, index: index, tags: tags, time: time, indexInterval: indexInterval,
+                           dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, maxTimestamp: 0,
+                           sealed: false)
         } catch {
-            FileSystem.remove(paths.log)
-            FileSystem.remove(paths.index)
+            for path in paths.all { FileSystem.remove(path) }
             throw error
         }
     }
@@ -112,6 +133,15 @@ final class Segment: @unchecked Sendable {
         file.base.storeLE(baseId, at: Format.Tags.baseIdOffset)
         file.base.storeLE(UInt32(Format.Tags.blockBits), at: Format.Tags.blockBitsOffset)
         file.base.storeLE(UInt32(capacity), at: Format.Tags.blockCapacityOffset)
+        return file
+    }
+
+    static func createTimeFile(path: String, baseId: UInt64, capacity: Int) throws(ExarError) -> MappedFile {
+        let file = try MappedFile.create(path: path, size: Format.Time.headerSize + capacity * Format.Time.entrySize)
+        file.base.storeLE(Format.Time.magic, at: 0)
+        file.base.storeLE(Format.version, at: 8)
+        file.base.storeLE(baseId, at: Format.Time.baseIdOffset)
+        file.base.storeLE(UInt32(capacity), at: Format.Time.capacityOffset)
         return file
     }
 
@@ -162,18 +192,22 @@ final class Segment: @unchecked Sendable {
         nextId = header.endId
     }
 
-    /// Adds an index entry for the batch at `position` when due, and its tags to the bitmaps.
+    /// Adds an index entry (and its time entry) for the batch at `position` when due, its tags to
+    /// the bitmaps and its timestamps to the running maximum.
     private func indexBatch(at position: Int, baseId: UInt64, records: UnsafeRawBufferPointer) {
         if position - lastIndexedPosition >= indexInterval && indexCount < indexCapacity {
             let entry = index.base + Format.Index.headerSize + indexCount * Format.Index.entrySize
             entry.storeLE(UInt32(truncatingIfNeeded: baseId - self.baseId), at: 0)
             entry.storeLE(UInt32(position), at: 4)
+            time.base.storeLE(runningMaxTimestamp, at: Format.Time.headerSize + indexCount * Format.Time.entrySize)
             indexCount += 1
             lastIndexedPosition = position
         }
         let segmentBitmap = tags.base + Format.Tags.headerSize
         let blockBitmap = segmentBitmap + Format.Tags.segmentBits / 8 + (indexCount - 1) * (Format.Tags.blockBits / 8)
+        var maxTimestamp = runningMaxTimestamp
         RecordWalk.forEach(records) { record in
+            maxTimestamp = max(maxTimestamp, record.timestamp)
             TagBloom.forEachTag(in: record.tags) { tag in
                 let hash = TagHash(tag)
                 TagBloom.insert(hash, into: segmentBitmap, bits: Format.Tags.segmentBits, hashes: Format.Tags.segmentHashes)
@@ -181,6 +215,7 @@ final class Segment: @unchecked Sendable {
             }
             return true
         }
+        runningMaxTimestamp = maxTimestamp
     }
 
     /// Makes every appended batch visible to readers.
@@ -188,9 +223,10 @@ final class Segment: @unchecked Sendable {
         verifiedEnd.store(writeEnd, ordering: .releasing)
         publishedIndexCount.store(indexCount, ordering: .releasing)
         committedEnd.store(writeEnd, ordering: .releasing)
+        maxTimestamp.store(runningMaxTimestamp, ordering: .releasing)
     }
 
-    /// Records the end of data in the headers of the three files, so a later open needs no scan.
+    /// Records the end of data in the headers of the four files, so a later open needs no scan.
     func seal() {
         let eventCount = nextId - baseId
         log.base.storeLE(UInt64(writeEnd), at: Format.Segment.sealedEndOffset)
@@ -200,6 +236,9 @@ final class Segment: @unchecked Sendable {
         index.base.storeLE(UInt64(writeEnd), at: Format.Index.dataEndOffset)
         tags.base.storeLE(UInt32(indexCount), at: Format.Tags.blockCountOffset)
         tags.base.storeLE(UInt64(writeEnd), at: Format.Tags.dataEndOffset)
+        time.base.storeLE(UInt32(indexCount), at: Format.Time.countOffset)
+        time.base.storeLE(UInt64(writeEnd), at: Format.Time.dataEndOffset)
+        time.base.storeLE(runningMaxTimestamp, at: Format.Time.maxTimestampOffset)
         isSealed.store(true, ordering: .releasing)
     }
 
@@ -212,21 +251,26 @@ final class Segment: @unchecked Sendable {
         index.base.storeLE(UInt64(0), at: Format.Index.dataEndOffset)
         tags.base.storeLE(UInt32(0), at: Format.Tags.blockCountOffset)
         tags.base.storeLE(UInt64(0), at: Format.Tags.dataEndOffset)
+        time.base.storeLE(UInt32(0), at: Format.Time.countOffset)
+        time.base.storeLE(UInt64(0), at: Format.Time.dataEndOffset)
+        time.base.storeLE(UInt64(0), at: Format.Time.maxTimestampOffset)
         isSealed.store(false, ordering: .releasing)
     }
 
-    /// Closes the three file descriptors (the mappings stay); for segments no longer written.
+    /// Closes the four file descriptors (the mappings stay); for segments no longer written.
     func releaseDescriptors() {
         log.releaseDescriptor()
         index.releaseDescriptor()
         tags.releaseDescriptor()
+        time.releaseDescriptor()
     }
 
-    /// Writes the three files to the device.
+    /// Writes the four files to the device.
     func sync() throws(ExarError) {
         try log.sync()
         try index.sync()
         try tags.sync()
+        try time.sync()
     }
 
     // MARK: Reading (any thread)

@@ -55,6 +55,7 @@ package final class SegmentInspector {
     }
 
     private var base: UnsafeRawPointer { UnsafeRawPointer(log.base) }
+    fileprivate var logBase: UnsafeRawPointer { base }
 
     /// Walks every batch from the start, checking checksums, ids and records, to zeros or the first bad one.
     package func summary() -> SegmentSummary {
@@ -155,6 +156,52 @@ package final class SegmentInspector {
             }
             position += header.totalSize
         }
+    }
+}
+
+extension SegmentInspector {
+    /// Calls `body` with every event timestamp of every valid batch and the batch position, below `end`.
+    package func forEachTimestamp(upTo end: Int, _ body: (_ position: Int, _ timestamp: UInt64) -> Void) {
+        let base = logBase
+        let scratch = DecompressionBuffer()
+        var position = Format.Segment.headerSize
+        while position < end, case .batch(let header) = BatchProbe.probe(
+            base, position: position, limit: end, expectedBaseId: nil, verifyChecksum: false)
+        {
+            if let payload = scratch.payload(of: base + position, header) {
+                let batch = position
+                RecordWalk.forEach(payload) { record in
+                    body(batch, record.timestamp)
+                    return true
+                }
+            }
+            position += header.totalSize
+        }
+    }
+}
+
+/// A segment's time index file, read-only.
+package struct TimeFileView {
+    package let capacity: Int
+    package let sealedCount: Int
+    package let sealedMaxTimestamp: UInt64
+    private let file: MappedFile
+
+    package init(path: String, baseId: UInt64) throws(ExarError) {
+        file = try MappedFile.open(path: path, writable: false)
+        let base = UnsafeRawPointer(file.base)
+        guard file.size >= Format.Time.headerSize, base.loadLE(at: 0, as: UInt64.self) == Format.Time.magic,
+            base.loadLE(at: Format.Time.baseIdOffset, as: UInt64.self) == baseId
+        else { throw .io(.invalidData, "not the time index of segment \(baseId): \(path)") }
+        capacity = min(Int(base.loadLE(at: Format.Time.capacityOffset, as: UInt32.self)),
+                       (file.size - Format.Time.headerSize) / Format.Time.entrySize)
+        sealedCount = Int(base.loadLE(at: Format.Time.countOffset, as: UInt32.self))
+        sealedMaxTimestamp = base.loadLE(at: Format.Time.maxTimestampOffset, as: UInt64.self)
+    }
+
+    /// Entry `number` (below ``capacity``).
+    package func entry(_ number: Int) -> UInt64 {
+        UnsafeRawPointer(file.base).loadLE(at: Format.Time.headerSize + number * Format.Time.entrySize, as: UInt64.self)
     }
 }
 
