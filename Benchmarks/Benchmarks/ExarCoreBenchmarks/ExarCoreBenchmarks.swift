@@ -159,6 +159,8 @@ let benchmarks: @Sendable () -> Void = {
         precondition(count == readEvents / 1000)
     }
 
+    registerLocateBenchmark()
+
     nonisolated(unsafe) var liveState: (Database, ExarCore.Collection, CountingSink)?
     Benchmark("live tail: publish call to delivery, 1 event",
               configuration: .init(metrics: [.wallClock], scalingFactor: .one, maxDuration: .seconds(5),
