@@ -15,10 +15,11 @@ public final class Collection: Sendable {
     private let dropped = Atomic<Bool>(false)
 
     init(name: String, directory: String, configuration: CollectionConfiguration,
-         logHandler: DatabaseLogHandler?) throws(ExarError) {
+         logHandler: DatabaseLogHandler?, retention: RetentionService? = nil) throws(ExarError) {
         self.name = name
         self.configuration = configuration
-        log = try CollectionLog(name: name, directory: directory, configuration: configuration, logHandler: logHandler)
+        log = try CollectionLog(name: name, directory: directory, configuration: configuration, logHandler: logHandler,
+                                retention: retention)
         let log = self.log
         scanners = (0..<configuration.scanners.count).map { _ in
             Scanner(log: log, sleepTimeMilliseconds: configuration.scanners.sleepTimeMilliseconds)
@@ -28,6 +29,7 @@ public final class Collection: Sendable {
         }
         let observers: [@Sendable () -> Void] = scanners.map { scanner in { scanner.commitHappened() } }
         log.start(commitObservers: observers)
+        log.retention?.register(log)
     }
 
     /// What opening the collection found damaged and repaired.
@@ -36,9 +38,14 @@ public final class Collection: Sendable {
     /// The id of the last stored event, `0` when the collection is empty.
     public var lastId: UInt64 { log.lastCommittedId.load(ordering: .acquiring) }
 
-    /// The first stored id, `0` while the collection is empty.
+    /// The first stored id: `0` while the collection is empty; once retention has deleted old
+    /// segments, the first retained id (`lastId + 1` when it deleted every event).
     public var firstId: UInt64 {
-        lastId == 0 ? 0 : log.segments.first?.baseId ?? 1
+        Self.firstId(lastId: lastId, segments: log.segments)
+    }
+
+    private static func firstId(lastId: UInt64, segments: [Segment]) -> UInt64 {
+        lastId == 0 ? 0 : segments.first?.baseId ?? 1
     }
 
     /// The offset to subscribe with to get the events from `timestamp` (ms) on: the id before
@@ -200,13 +207,15 @@ public final class Collection: Sendable {
         }
         let counters = log.counters
         return CollectionStatistics(
-            name: name, firstId: lastId == 0 ? 0 : segments.first?.baseId ?? 1, lastId: lastId,
+            name: name, firstId: Self.firstId(lastId: lastId, segments: segments), lastId: lastId,
             segments: segments.count, bytesOnDisk: bytes,
             eventsAppended: counters.eventsAppended.load(ordering: .relaxed),
             eventBytesAppended: counters.eventBytesAppended.load(ordering: .relaxed),
             eventsDelivered: counters.eventsDelivered.load(ordering: .relaxed),
             subscriptionsActive: subscriptionsPerScanner.reduce(0, +),
-            syncs: counters.syncs.withLock { $0 })
+            syncs: counters.syncs.withLock { $0 },
+            retentionDeletedSegments: counters.retentionDeletedSegments.load(ordering: .relaxed),
+            retentionDeletedBytes: counters.retentionDeletedBytes.load(ordering: .relaxed))
     }
 
     /// The number of subscriptions each scanner holds.
@@ -222,6 +231,7 @@ public final class Collection: Sendable {
     /// Writes what is pending, seals the active segment, ends subscriptions with
     /// ``SubscriptionEnd/closed`` and stops the collection's threads. Later publishes fail.
     public func close() {
+        log.retention?.unregister(log)
         log.close()
         for scanner in scanners { scanner.stop(ending: .closed) }
     }
@@ -235,6 +245,7 @@ public final class Collection: Sendable {
     /// subscriptions end with ``SubscriptionEnd/endOfStream``. Returns once its threads are done.
     func drop() {
         dropped.store(true, ordering: .releasing)
+        log.retention?.unregister(log)
         log.close()
         for scanner in scanners { scanner.stop(ending: .endOfStream) }
     }

@@ -57,6 +57,8 @@ extension CollectionLog {
         }
         // The observers hold the scanners, which hold this log: let the cycle go.
         commitObservers = []
+        // No retention pass may delete files once another process can take the folder.
+        stopRetention()
         lock.release()
         condition.lock()
         writerRunning = false
@@ -128,6 +130,11 @@ extension CollectionLog {
             }
         }
         active.commit()
+        if let retention, !retentionRequestedForActive, active.freePayloadBytes < configuration.segmentSize / 2 {
+            // Past half: a pass now makes room for the segment the next roll creates.
+            retentionRequestedForActive = true
+            retention.request(self)
+        }
         if written > 0 {
             counters.appended(events: written, bytes: writtenBytes)
             lastCommittedId.store(active.nextId - 1, ordering: .releasing)
@@ -163,11 +170,26 @@ extension CollectionLog {
             active.releaseDescriptors()
         }
         mustRoll = true
-        let next = try Segment.create(directory: directory, baseId: active.nextId, size: configuration.segmentSize,
-                                      indexInterval: configuration.indexIntervalBytes)
+        let next: Segment
+        do {
+            next = try createNextSegment()
+        } catch {
+            // A full disk with retention configured: delete what the policies allow now, then try once more.
+            guard let retention, Self.isNoSpace(error) else { throw error }
+            let deleted = retention.enforceNow()
+            log(.warning, "no space for a new segment; retention deleted \(deleted) segments at once")
+            next = try createNextSegment()
+        }
         segmentList.withLock { $0.append(next) }
         active = next
         mustRoll = false
+        retentionRequestedForActive = false
+        retention?.request(self)
+    }
+
+    private func createNextSegment() throws(ExarError) -> Segment {
+        try Segment.create(directory: directory, baseId: active.nextId, size: configuration.segmentSize,
+                           indexInterval: configuration.indexIntervalBytes)
     }
 
     func syncIfDue() {

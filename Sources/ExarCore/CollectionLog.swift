@@ -54,9 +54,18 @@ final class CollectionLog: @unchecked Sendable {
     /// What it has appended and synced since it was opened (and what its scanners delivered).
     let counters = CollectionCounters()
 
+    /// The database's retention thread, told when a segment rolls (`nil`: no retention here).
+    let retention: RetentionService?
+    /// Held by a retention pass; guards `retentionStopped`.
+    let retentionLock = NSLock()
+    var retentionStopped = false
+    /// Whether the writer asked for the pass of the active segment's second half (writer only).
+    var retentionRequestedForActive = false
+
     init(name: String, directory: String, configuration: CollectionConfiguration,
-         logHandler: DatabaseLogHandler?) throws(ExarError) {
+         logHandler: DatabaseLogHandler?, retention: RetentionService? = nil) throws(ExarError) {
         self.name = name
+        self.retention = configuration.retention.keepsEverything ? nil : retention
         self.directory = directory
         self.configuration = configuration
         self.logHandler = logHandler
@@ -77,6 +86,10 @@ final class CollectionLog: @unchecked Sendable {
         for note in notes {
             logHandler?(.warning, "collection \(name): \(note)")
         }
+        let policy = configuration.retention
+        if policy.maxBytes > 0 && policy.maxBytes < 2 * active.fileBytes {
+            logHandler?(.warning, "collection \(name): retention max_bytes \(policy.maxBytes) is less than two segments (\(2 * active.fileBytes) bytes): only the active segment is kept")
+        }
     }
 
     /// Opens every segment of `directory` in id order; the last one is validated and repaired.
@@ -90,6 +103,7 @@ final class CollectionLog: @unchecked Sendable {
             }
         }
         baseIds.sort()
+        removeOrphanedSideFiles(directory: directory, keeping: Set(baseIds), notes: &notes)
         // A last segment file that never got its size (a crash while creating it) holds nothing: drop it.
         while let last = baseIds.last {
             let path = Segment.paths(directory: directory, baseId: last).log
@@ -128,6 +142,24 @@ final class CollectionLog: @unchecked Sendable {
             segments.append(replacement)
         }
         return segments
+    }
+
+    /// Removes the index, tag and time files whose segment file is gone: a retention pass (which
+    /// unlinks the log file first) was cut short.
+    private static func removeOrphanedSideFiles(directory: String, keeping baseIds: Set<UInt64>,
+                                                notes: inout [RecoveryNote]) {
+        var orphans = 0
+        for name in (try? FileSystem.contents(of: directory)) ?? [] {
+            guard let dot = name.lastIndex(of: "."), [".index", ".tags", ".time"].contains(name[dot...]) else { continue }
+            let stem = name[..<dot]
+            guard stem.count == 20, stem.allSatisfy(\.isASCII), let id = UInt64(stem), !baseIds.contains(id) else { continue }
+            FileSystem.remove(directory + "/" + name)
+            orphans += 1
+        }
+        if orphans > 0 {
+            notes.append(RecoveryNote(kind: .removedOrphan, path: directory,
+                                      detail: "\(orphans) side file\(orphans == 1 ? "" : "s") without a segment file removed (a deletion was cut short)"))
+        }
     }
 
     /// Starts the writer thread; `observers` are called after every commit.

@@ -41,6 +41,24 @@ public struct ScannerConfiguration: Sendable, Equatable {
     }
 }
 
+/// How much of a collection is kept: whole sealed segments beyond these bounds are deleted,
+/// oldest first (`retention = { max_bytes = 0, max_age_in_ms = 0 }`, `0` meaning no bound).
+public struct RetentionPolicy: Sendable, Equatable {
+    /// Bytes on disk of the collection's segment files and side files (`max_bytes`); `0`: no bound.
+    public var maxBytes: UInt64
+    /// Age of a segment's newest event, by its timestamp, in ms (`max_age_in_ms`); `0`: no bound.
+    public var maxAgeMilliseconds: UInt64
+
+    /// Creates a policy; the defaults keep everything.
+    public init(maxBytes: UInt64 = 0, maxAgeMilliseconds: UInt64 = 0) {
+        self.maxBytes = maxBytes
+        self.maxAgeMilliseconds = maxAgeMilliseconds
+    }
+
+    /// Whether nothing is ever deleted.
+    public var keepsEverything: Bool { maxBytes == 0 && maxAgeMilliseconds == 0 }
+}
+
 /// The settings of one collection.
 public struct CollectionConfiguration: Sendable, Equatable {
     /// The size of every segment file in bytes (`segment_size`), 64 MiB by default.
@@ -58,6 +76,8 @@ public struct CollectionConfiguration: Sendable, Equatable {
     /// The folder that holds this collection's folder (`logs_path` of a collection's table);
     /// `nil`: the database's `logs_path`.
     public var logsPath: String?
+    /// What is kept (`retention`); by default everything.
+    public var retention: RetentionPolicy
 
     /// The smallest accepted segment size.
     public static let minimumSegmentSize = 4096
@@ -68,8 +88,10 @@ public struct CollectionConfiguration: Sendable, Equatable {
     public init(
         segmentSize: Int = 64 * 1024 * 1024, indexIntervalBytes: Int = 4096, compression: Compression = .none,
         sync: SyncPolicy = .none, scanners: ScannerConfiguration = ScannerConfiguration(),
-        routingStrategy: RoutingStrategy = .roundRobin, logsPath: String? = nil
+        routingStrategy: RoutingStrategy = .roundRobin, logsPath: String? = nil,
+        retention: RetentionPolicy = RetentionPolicy()
     ) {
+        self.retention = retention
         self.segmentSize = segmentSize
         self.indexIntervalBytes = indexIntervalBytes
         self.compression = compression
@@ -129,6 +151,11 @@ public struct DatabaseConfiguration: Sendable {
     public var collections: [String: CollectionConfiguration]
     /// Receives what the engine reports (recovery, corruption); `nil` drops it.
     public var logHandler: DatabaseLogHandler?
+    /// Seconds between the retention thread's passes over every collection with a policy (it
+    /// also runs when a segment rolls or the active one is half full).
+    package var retentionCheckInterval: Double = 2
+    /// `false`: retention runs only when a full disk stops a roll (tests of that path).
+    package var retentionRunsAutomatically = true
 
     /// Creates a configuration.
     public init(

@@ -14,6 +14,8 @@ public final class Database: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Publishes counted by the edges that take them (the protocol port, the HTTP API).
     package let publishCounters = PublishCounters()
+    /// Deletes what the collections' retention policies no longer keep (a thread once one has a policy).
+    private let retention: RetentionService
 
     private struct State {
         var open: [String: Collection] = [:]
@@ -34,6 +36,8 @@ public final class Database: Sendable {
         }
         try FileSystem.createDirectories(configuration.logsPath)
         self.configuration = configuration
+        retention = RetentionService(interval: configuration.retentionCheckInterval,
+                                     automatic: configuration.retentionRunsAutomatically)
         var folders = Set([configuration.logsPath])
         for (_, collection) in configuration.collections {
             if let path = collection.logsPath { folders.insert(path) }
@@ -76,7 +80,7 @@ public final class Database: Sendable {
                     try Collection(
                         name: name, directory: configuration.directory(forCollection: name),
                         configuration: configuration.configuration(forCollection: name),
-                        logHandler: configuration.logHandler)
+                        logHandler: configuration.logHandler, retention: retention)
                 }
                 let lateClose = state.withLock { state -> Bool in
                     state.busy[name] = nil
@@ -212,6 +216,7 @@ public final class Database: Sendable {
         for collection in open.values {
             collection.close()
         }
+        retention.stop()
     }
 
     /// Checks that `name` is a single, plain folder name inside `logs_path`.

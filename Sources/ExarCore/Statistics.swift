@@ -8,12 +8,13 @@ import Synchronization
 public struct CollectionStatistics: Sendable, Equatable {
     /// The collection's name.
     public var name: String
-    /// The first stored id (`0` when the collection is empty).
+    /// The first stored (retained) id: `0` when the collection is empty, `lastId + 1` when
+    /// retention deleted every event.
     public var firstId: UInt64
     /// The last stored id (`0` when the collection is empty).
     public var lastId: UInt64
     /// Stored events (`lastId - firstId + 1`, or `0`).
-    public var events: UInt64 { lastId == 0 ? 0 : lastId - firstId + 1 }
+    public var events: UInt64 { lastId == 0 || firstId > lastId ? 0 : lastId - firstId + 1 }
     /// Segment files.
     public var segments: Int
     /// Bytes the collection's files take on disk (allocated blocks, preallocation included).
@@ -28,6 +29,10 @@ public struct CollectionStatistics: Sendable, Equatable {
     public var subscriptionsActive: Int
     /// The syncs to the device since it was opened and how long they took.
     public var syncs: DurationHistogram
+    /// Segments retention deleted since the collection was opened.
+    public var retentionDeletedSegments: UInt64 = 0
+    /// Bytes of the files of those segments.
+    public var retentionDeletedBytes: UInt64 = 0
 }
 
 /// A histogram of durations in fixed buckets (upper bounds in seconds, the last one open).
@@ -196,6 +201,8 @@ final class CollectionCounters: Sendable {
     let eventsAppended = Atomic<UInt64>(0)
     let eventBytesAppended = Atomic<UInt64>(0)
     let eventsDelivered = Atomic<UInt64>(0)
+    let retentionDeletedSegments = Atomic<UInt64>(0)
+    let retentionDeletedBytes = Atomic<UInt64>(0)
     /// A sync takes a fraction of a millisecond at best: a lock per sync costs nothing beside it.
     let syncs = Locked(DurationHistogram())
 

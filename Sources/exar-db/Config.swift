@@ -148,6 +148,18 @@ struct ExarConfig: Equatable {
             if let sleep = try scanners.int("sleep_time_in_ms") { configuration.scanners.sleepTimeMilliseconds = sleep }
             try scanners.rejectUnknownKeys()
         }
+        if var retention = try reader.table("retention") {
+            // Merged key by key with the defaults, like scanners: a collection may set only one bound.
+            if let bytes = try retention.int("max_bytes") {
+                guard bytes >= 0 else { throw ConfigError(key: retention.keyPath("max_bytes"), message: "must not be negative (0: no bound)") }
+                configuration.retention.maxBytes = UInt64(bytes)
+            }
+            if let age = try retention.int("max_age_in_ms") {
+                guard age >= 0 else { throw ConfigError(key: retention.keyPath("max_age_in_ms"), message: "must not be negative (0: no bound)") }
+                configuration.retention.maxAgeMilliseconds = UInt64(age)
+            }
+            try retention.rejectUnknownKeys()
+        }
         do {
             try configuration.validate()
         } catch {

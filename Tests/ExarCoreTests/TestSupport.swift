@@ -2,6 +2,7 @@ import ExarCore
 import ExarModel
 import Foundation
 import Synchronization
+import Testing
 
 /// A fresh folder under the system temp folder, removed when the value is released.
 final class TemporaryFolder: Sendable {
@@ -113,4 +114,16 @@ final class StopFlag: Sendable {
     private let value = Atomic<Bool>(false)
     var isSet: Bool { value.load(ordering: .acquiring) }
     func set() { value.store(true, ordering: .releasing) }
+}
+
+/// Polls `condition` every few milliseconds; records an issue (and returns) when it is still false after `seconds`.
+func waitUntil(seconds: Double = 20, _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    while !condition() {
+        if Date() > deadline {
+            Issue.record("condition still false after \(seconds) s", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
 }

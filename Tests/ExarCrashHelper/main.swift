@@ -1,7 +1,7 @@
 // A publisher for the crash tests: it publishes bursts into a collection and prints each
 // acknowledged range ("<first id> <count>") on stdout, until it is killed.
 //
-// usage: exar-crash-helper <logs_path> <collection> <segment_size> <none|lz4> <start_event_number>
+// usage: exar-crash-helper <logs_path> <collection> <segment_size> <none|lz4> <start_event_number> [<retention max_bytes>]
 import ExarCore
 import ExarModel
 import Foundation
@@ -12,14 +12,17 @@ func emit(_ line: String) {
     text.withUTF8 { bytes in _ = write(STDOUT_FILENO, bytes.baseAddress, bytes.count) }
 }
 let arguments = CommandLine.arguments
-guard arguments.count == 6, let segmentSize = Int(arguments[3]), let start = Int(arguments[5]) else {
-    FileHandle.standardError.write("usage: exar-crash-helper <logs_path> <collection> <segment_size> <none|lz4> <start>\n".data(using: .utf8)!)
+guard arguments.count == 6 || arguments.count == 7, let segmentSize = Int(arguments[3]), let start = Int(arguments[5]),
+      let maxBytes = arguments.count == 7 ? UInt64(arguments[6]) : 0
+else {
+    FileHandle.standardError.write("usage: exar-crash-helper <logs_path> <collection> <segment_size> <none|lz4> <start> [<max_bytes>]\n".data(using: .utf8)!)
     exit(2)
 }
 let configuration = DatabaseConfiguration(
     logsPath: arguments[1],
     defaults: CollectionConfiguration(segmentSize: segmentSize, indexIntervalBytes: 512,
-                                      compression: arguments[4] == "lz4" ? .lz4 : .none))
+                                      compression: arguments[4] == "lz4" ? .lz4 : .none,
+                                      retention: RetentionPolicy(maxBytes: maxBytes)))
 let database = try Database(configuration: configuration)
 let collection = try database.collection(arguments[2])
 

@@ -2,11 +2,13 @@ import CLZ4
 
 /// A reusable buffer that yields the raw records of a batch: the mapped bytes themselves when the
 /// batch is stored raw, or its LZ4 payload decompressed into the buffer (kept for the next call on
-/// the same batch).
+/// the same batch). The cache is keyed by the batch's address and first id: once retention has
+/// unmapped a segment, a new mapping at the same address holds other ids.
 final class DecompressionBuffer {
     private var storage: UnsafeMutableRawPointer
     private var capacity: Int
     private var cachedBatch: UnsafeRawPointer?
+    private var cachedBaseId: UInt64 = 0
     private var cachedLength = 0
 
     init(capacity: Int = Format.Batch.maxRawPayload) {
@@ -25,7 +27,7 @@ final class DecompressionBuffer {
         guard header.isCompressed else {
             return UnsafeRawBufferPointer(start: stored, count: header.storedLength)
         }
-        if cachedBatch == batch && cachedLength == header.rawLength {
+        if cachedBatch == batch && cachedBaseId == header.baseId && cachedLength == header.rawLength {
             return UnsafeRawBufferPointer(start: storage, count: cachedLength)
         }
         if header.rawLength > capacity {
@@ -39,6 +41,7 @@ final class DecompressionBuffer {
             Int32(header.storedLength), Int32(header.rawLength))
         guard Int(result) == header.rawLength else { return nil }
         cachedBatch = batch
+        cachedBaseId = header.baseId
         cachedLength = header.rawLength
         return UnsafeRawBufferPointer(start: storage, count: header.rawLength)
     }

@@ -7,6 +7,9 @@ struct LogCursor: Sendable, Equatable {
     /// The segment (index into the collection's segment list) and the byte position of the batch
     /// holding `nextId` or one before it; `segment < 0` means "locate by id".
     var segment: Int = -1
+    /// The base id of that segment: retention removes segments from the front of the list, so
+    /// the index alone may point at another segment in a later list.
+    var segmentBaseId: UInt64 = 0
     var position: Int = 0
     /// A guess of the index block `position` starts (tag reads only), saving a binary search per batch.
     var block: Int = 0
@@ -77,9 +80,7 @@ final class LogReader {
         var segments = initial
         var events = 0
         var batches = 0
-        if cursor.segment < 0 || cursor.segment >= segments.count || segments[cursor.segment].baseId > cursor.nextId {
-            locate(&cursor, in: segments)
-        }
+        resolve(&cursor, in: segments)
         while true {
             if cursor.nextId >= endId { return .reachedEnd }
             if batches >= maxBatches || events >= maxEvents { return .budget }
@@ -100,6 +101,12 @@ final class LogReader {
             case .end:
                 if cursor.segment + 1 >= segments.count {
                     segments = refresh()
+                    guard let number = Self.number(of: segment.baseId, in: segments) else {
+                        // Retention removed this segment meanwhile: go on from the first that holds later ids.
+                        locate(&cursor, in: segments)
+                        continue
+                    }
+                    cursor.segment = number
                     if cursor.segment + 1 >= segments.count { return .caughtUp }
                 }
                 // A newer segment exists, so this one's end is final: look once more before leaving.
@@ -164,6 +171,37 @@ final class LogReader {
         }
     }
 
+    /// Makes the cursor's segment number point into `segments`: the same segment at its number in
+    /// this list, or, when the cursor has none or its segment is gone, the segment holding
+    /// `cursor.nextId` (the first retained one when that id was deleted).
+    private func resolve(_ cursor: inout LogCursor, in segments: [Segment]) {
+        if cursor.segment >= 0 && cursor.segment < segments.count && segments[cursor.segment].baseId == cursor.segmentBaseId
+            && cursor.segmentBaseId <= cursor.nextId
+        {
+            return
+        }
+        if cursor.segment >= 0, cursor.segmentBaseId <= cursor.nextId,
+            let number = Self.number(of: cursor.segmentBaseId, in: segments)
+        {
+            cursor.segment = number
+            return
+        }
+        locate(&cursor, in: segments)
+    }
+
+    /// The number of the segment whose base id is `baseId`, if `segments` holds it.
+    private static func number(of baseId: UInt64, in segments: [Segment]) -> Int? {
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let middle = (low + high) / 2
+            let id = segments[middle].baseId
+            if id == baseId { return middle }
+            if id < baseId { low = middle + 1 } else { high = middle }
+        }
+        return nil
+    }
+
     /// Points the cursor at the segment and indexed batch that hold `cursor.nextId`.
     private func locate(_ cursor: inout LogCursor, in segments: [Segment]) {
         var low = 0
@@ -180,11 +218,13 @@ final class LogReader {
         }
         let segment = segments[found]
         cursor.segment = found
+        cursor.segmentBaseId = segment.baseId
         cursor.position = segment.seekPosition(for: cursor.nextId, end: segment.committedEnd.load(ordering: .acquiring))
     }
 
     private func moveToSegment(_ number: Int, of segments: [Segment], _ cursor: inout LogCursor) {
         cursor.segment = number
+        cursor.segmentBaseId = segments[number].baseId
         cursor.position = Format.Segment.headerSize
         cursor.nextId = max(cursor.nextId, segments[number].baseId)
     }

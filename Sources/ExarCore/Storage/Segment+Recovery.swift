@@ -13,6 +13,8 @@ public struct RecoveryNote: Sendable, Equatable, CustomStringConvertible {
         case corruptSealedSegment
         /// A segment file that could not be used was replaced (empty or without a header).
         case replacedSegment
+        /// Side files whose segment file was gone were removed (a retention pass was cut short).
+        case removedOrphan
     }
 
     /// The kind of repair.
