@@ -51,7 +51,11 @@ final class MetricsExporter: Sendable {
             count("exar_events_appended_total", "Events appended since the collection was opened.", labels, collection.eventsAppended)
             count("exar_event_bytes_appended_total", "Bytes of tags and data appended.", labels, collection.eventBytesAppended)
             count("exar_events_delivered_total", "Events handed to subscribers (each delivery counts).", labels, collection.eventsDelivered)
-            gauge("exar_collection_first_id", "The first stored id (0 when empty).", labels: labels).set(to: Double(collection.firstId))
+            count("exar_retention_deleted_segments_total", "Segments retention deleted since the collection was opened.", labels,
+                  collection.retentionDeletedSegments)
+            count("exar_retention_deleted_bytes_total", "Bytes of the segment files retention deleted.", labels,
+                  collection.retentionDeletedBytes)
+            gauge("exar_collection_first_id", "The first stored (retained) id (0 when empty).", labels: labels).set(to: Double(collection.firstId))
             gauge("exar_collection_last_id", "The last stored id (0 when empty).", labels: labels).set(to: Double(collection.lastId))
             gauge("exar_collection_size_bytes", "Bytes the collection's files take on disk.", labels: labels).set(to: Double(collection.bytesOnDisk))
             gauge("exar_collection_segments", "Segment files of the collection.", labels: labels).set(to: Double(collection.segments))
@@ -68,6 +72,7 @@ final class MetricsExporter: Sendable {
 
     private static let counterNames = [
         "exar_events_appended_total", "exar_event_bytes_appended_total", "exar_events_delivered_total",
+        "exar_retention_deleted_segments_total", "exar_retention_deleted_bytes_total",
     ]
     private static let gaugeNames = [
         "exar_collection_first_id", "exar_collection_last_id", "exar_collection_size_bytes",

@@ -147,6 +147,7 @@ extension JSONWriter {
         raw(","); key("eventsAppended"); number(statistics.eventsAppended)
         raw(","); key("eventsDelivered"); number(statistics.eventsDelivered)
         raw(","); key("subscriptions"); number(statistics.subscriptionsActive)
+        raw(","); key("retentionDeletedSegments"); number(statistics.retentionDeletedSegments)
         if let settings {
             raw(","); key("settings"); raw("{")
             key("segmentSize"); number(settings.segmentSize)
@@ -162,6 +163,8 @@ extension JSONWriter {
             raw(","); key("scannerSleepMs"); number(settings.scanners.sleepTimeMilliseconds)
             raw(","); key("routingStrategy"); string(settings.routingStrategy.rawValue)
             raw(","); key("maximumEventBytes"); number(settings.maximumEventBytes)
+            raw(","); key("retention"); raw("{"); key("maxBytes"); number(settings.retention.maxBytes)
+            raw(","); key("maxAgeMs"); number(settings.retention.maxAgeMilliseconds); raw("}")
             raw("}")
         }
         raw("}")

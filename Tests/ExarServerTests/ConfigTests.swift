@@ -55,6 +55,7 @@ import Testing
         #expect(config.database.collections["my-collection"]?.compression == .lz4)
         #expect(config.server.maxConnections == 10_000 && config.server.maxLoginFailures == 5)
         #expect(config.database.collections["my-collection"]?.segmentSize == 64 << 20)
+        #expect(config.database.defaults.retention.keepsEverything)
         let log = try Log4rsConfig.parse(String(contentsOf: root.appendingPathComponent("config/log4rs.toml"), encoding: .utf8))
         #expect(log.level == .info)
         #expect(log.appenders.count == 2)
@@ -82,8 +83,27 @@ import Testing
         #expect(config.database.defaults.sync == .interval(milliseconds: 50))
     }
 
+    @Test func retentionMergesKeyByKeyWithTheDefaults() throws {
+        let config = try ExarConfig.parse("""
+            [database]
+            retention = { max_bytes = 10737418240, max_age_in_ms = 0 }
+            [database.collections.short]
+            retention = { max_age_in_ms = 3600000 }
+            [database.collections.plain]
+            compression = "lz4"
+            """)
+        #expect(config.database.defaults.retention == RetentionPolicy(maxBytes: 10 << 30))
+        #expect(config.database.collections["short"]?.retention == RetentionPolicy(maxBytes: 10 << 30, maxAgeMilliseconds: 3_600_000))
+        #expect(config.database.collections["plain"]?.retention == RetentionPolicy(maxBytes: 10 << 30))
+        #expect(try ExarConfig.parse("").database.defaults.retention.keepsEverything)
+    }
+
     @Test(arguments: [
         ("bogus = 1", "bogus"),
+        ("[database]\nretention = { max_bytes = -1 }", "database.retention.max_bytes"),
+        ("[database.collections.x]\nretention = { max_age_in_ms = -5 }", "database.collections.x.retention.max_age_in_ms"),
+        ("[database]\nretention = { max_size = 1 }", "database.retention.max_size"),
+        ("[database]\nretention = 5", "database.retention"),
         ("[database]\nlogs_path = 5", "database.logs_path"),
         ("[database]\nsegment_size = 10", "database.segment_size"),
         ("[database]\ncompression = \"zip\"", "database.compression"),

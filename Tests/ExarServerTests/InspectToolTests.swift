@@ -24,8 +24,10 @@ import Testing
         defer { database.close(); try? FileManager.default.removeItem(atPath: path) }
         let list = try runInspect([path])
         #expect(list.status == 0)
-        let rows = list.output.split(separator: "\n").dropFirst()
+        let lines = list.output.split(separator: "\n")
+        let rows = lines.dropFirst().filter { !$0.hasPrefix("#") }
         #expect(rows.count > 3)
+        #expect(lines.last?.hasPrefix("# first retained id 1, last id 600, \(rows.count) segments, ") == true, "\(lines.last ?? "")")
         let counts = rows.map { Int($0.split(separator: "\t")[2])! }
         #expect(counts.reduce(0, +) == 600)
         #expect(rows.last!.split(separator: "\t")[1] == "active")

@@ -42,8 +42,12 @@ struct List: ParsableCommand {
     func run() throws {
         let files = try segmentFiles(path)
         print("segment\tstate\tevents\tfirst_id\tlast_id\tbytes_used\tfile_size\tfirst_ts\tlast_ts\tbatches\tlz4_ratio\tproblem")
+        var listed: [SegmentListing] = []
         for (number, file) in files.enumerated() {
+            // A first file the running server's retention deleted since the folder was read is left out.
+            if listed.isEmpty && !FileManager.default.fileExists(atPath: file) { continue }
             let segment = try SegmentListing(segmentFile: file, isLast: number == files.count - 1)
+            listed.append(segment)
             let problem = segment.problem.map { "at \($0.position): \($0.reason)" } ?? "-"
             let fields: [String] = [
                 segment.name, segment.state.rawValue, String(segment.events),
@@ -54,6 +58,24 @@ struct List: ParsableCommand {
             ]
             print(fields.joined(separator: "\t"))
         }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            print(Self.summary(of: listed, folder: path))
+        }
+    }
+
+    /// The folder's line under the table: the first retained id (the first segment's; older ones
+    /// may have been deleted by retention), the last id, and what the folder takes on disk.
+    static func summary(of segments: [SegmentListing], folder: String) -> String {
+        var bytes: UInt64 = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            var info = stat()
+            if stat(folder + "/" + name, &info) == 0 { bytes += UInt64(info.st_blocks) * 512 }
+        }
+        let first = segments.lazy.compactMap(\.firstId).first
+        let last = segments.reversed().lazy.compactMap(\.lastId).first
+        return "# first retained id \(first.map(String.init) ?? "-"), last id \(last.map(String.init) ?? "-"), "
+            + "\(segments.count) segments, \(bytes) bytes on disk"
     }
 }
 

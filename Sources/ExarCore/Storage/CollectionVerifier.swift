@@ -100,35 +100,49 @@ package enum CollectionVerifier {
     package static func verify(segmentFiles: [String]) -> VerifyReport {
         var previousEnd: UInt64?
         var events: UInt64 = 0
+        var verified = 0
         for file in segmentFiles {
-            let inspector: SegmentInspector
-            do {
-                inspector = try SegmentInspector(logPath: file)
-            } catch {
-                return .corrupt(file: file, position: 0, reason: "cannot be read as a segment (\(error))")
+            let report = verify(file, previousEnd: &previousEnd, events: &events)
+            // Retention of the running server deleted the oldest segments meanwhile: not a problem
+            // while nothing after them was checked yet (the deleted ones are always a prefix).
+            if case .corrupt = report, previousEnd == nil, FileSystem.size(of: file) == nil {
+                continue
             }
-            let summary = inspector.summary()
-            if let problem = summary.problem {
-                return .corrupt(file: file, position: problem.position, reason: problem.reason)
-            }
-            if let previousEnd, previousEnd != inspector.baseId {
-                return .corrupt(file: file, position: 0, reason:
-                    "ids jump: the previous segment ends before id \(previousEnd), this one starts at \(inspector.baseId)")
-            }
-            if summary.sealed && summary.recordedEnd != summary.dataEnd {
-                return .corrupt(file: file, position: summary.dataEnd, reason:
-                    "sealed with end of data \(summary.recordedEnd), but the batches end at \(summary.dataEnd)")
-            }
-            if let problem = verifyIndexAndTags(file, inspector: inspector, end: summary.dataEnd) {
-                return problem
-            }
-            if let problem = verifyTimeIndex(file, inspector: inspector, end: summary.dataEnd, sealed: summary.sealed) {
-                return problem
-            }
-            previousEnd = inspector.baseId + summary.eventCount
-            events += summary.eventCount
+            if case .corrupt = report { return report }
+            verified += 1
         }
-        return .ok(segments: segmentFiles.count, events: events)
+        return .ok(segments: verified, events: events)
+    }
+
+    /// Checks one segment file after those ending before `previousEnd`; `.ok` when it checks out.
+    private static func verify(_ file: String, previousEnd: inout UInt64?, events: inout UInt64) -> VerifyReport {
+        let inspector: SegmentInspector
+        do {
+            inspector = try SegmentInspector(logPath: file)
+        } catch {
+            return .corrupt(file: file, position: 0, reason: "cannot be read as a segment (\(error))")
+        }
+        let summary = inspector.summary()
+        if let problem = summary.problem {
+            return .corrupt(file: file, position: problem.position, reason: problem.reason)
+        }
+        if let previousEnd, previousEnd != inspector.baseId {
+            return .corrupt(file: file, position: 0, reason:
+                "ids jump: the previous segment ends before id \(previousEnd), this one starts at \(inspector.baseId)")
+        }
+        if summary.sealed && summary.recordedEnd != summary.dataEnd {
+            return .corrupt(file: file, position: summary.dataEnd, reason:
+                "sealed with end of data \(summary.recordedEnd), but the batches end at \(summary.dataEnd)")
+        }
+        if let problem = verifyIndexAndTags(file, inspector: inspector, end: summary.dataEnd) {
+            return problem
+        }
+        if let problem = verifyTimeIndex(file, inspector: inspector, end: summary.dataEnd, sealed: summary.sealed) {
+            return problem
+        }
+        previousEnd = inspector.baseId + summary.eventCount
+        events += summary.eventCount
+        return .ok(segments: 1, events: summary.eventCount)
     }
 
     /// The segment files of `directory`; throws when there are none.
