@@ -1,5 +1,6 @@
 import ExarModel
 import Foundation
+import Synchronization
 
 /// Retention: deleting the oldest sealed segments that the collection's policy no longer keeps.
 extension CollectionLog {
@@ -23,11 +24,14 @@ extension CollectionLog {
         guard !policy.keepsEverything else { return 0 }
         retentionLock.lock()
         defer { retentionLock.unlock() }
+        // Numbered before it reads the active segment's committed end (see `awaitRetentionPass`).
+        retentionPassesStarted.add(1, ordering: .sequentiallyConsistent)
+        defer { retentionPassesFinished.add(1, ordering: .releasing) }
         if retentionStopped { return 0 }
         let segments = self.segments
         guard let last = segments.last else { return 0 }
         var total = segments.reduce(UInt64(0)) { $0 + $1.fileBytes }
-        if last.freePayloadBytes < configuration.segmentSize / 2 { total += last.fileBytes }
+        if last.isCommittedPastHalf { total += last.fileBytes }
         var doomed = 0
         for segment in segments.dropLast() {
             guard segment.isSealed.load(ordering: .acquiring) else { break }
@@ -62,6 +66,30 @@ extension CollectionLog {
         return removed.count
     }
 
+    /// Writer: asks for the pass that makes room for the next segment (the active one is past half).
+    func requestRetentionForNextSegment(_ retention: RetentionService) {
+        // The commit's store of `committedEnd` must be visible before the pass count is read:
+        // a pass numbered after this one then sees the segment past half and counts the next.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        retentionPassAwaited = retentionPassesStarted.load(ordering: .sequentiallyConsistent) + 1
+        retention.request(self)
+    }
+
+    /// Writer, at a roll: waits (at most `retentionRollWait`) for the pass asked for at half a
+    /// segment, so that creating the next segment keeps the folder within `max_bytes` plus one
+    /// segment even when the writer filled the second half faster than that pass ran.
+    func awaitRetentionPass() {
+        defer { retentionPassAwaited = 0 }
+        guard retentionPassAwaited > 0, let retention, retention.automatic else { return }
+        let deadline = ContinuousClock.now + Self.retentionRollWait
+        while retentionPassesFinished.load(ordering: .acquiring) < retentionPassAwaited, ContinuousClock.now < deadline {
+            usleep(100)
+        }
+    }
+
+    /// The longest a roll waits for the retention pass (it takes a few file removals and folder syncs).
+    static let retentionRollWait = Duration.milliseconds(100)
+
     /// Ends retention for this log (it is closing): a pass running now finishes first, none starts later.
     func stopRetention() {
         retentionLock.lock()
@@ -77,6 +105,13 @@ extension CollectionLog {
 }
 
 extension Segment {
+    /// Whether what is committed leaves less than half the segment for the next batch's payload:
+    /// the writer asks for a pass then, and the pass counts the next segment. Reads only the
+    /// atomic `committedEnd` (not the writer's own `writeEnd`), so any thread may ask.
+    var isCommittedPastHalf: Bool {
+        capacity - committedEnd.load(ordering: .acquiring) - Format.Batch.headerSize < capacity / 2
+    }
+
     /// Bytes of the segment's four files on disk: preallocation makes each take its size, rounded
     /// up to whole 4 KiB blocks.
     var fileBytes: UInt64 {

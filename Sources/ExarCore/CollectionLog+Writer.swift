@@ -130,10 +130,10 @@ extension CollectionLog {
             }
         }
         active.commit()
-        if let retention, !retentionRequestedForActive, active.freePayloadBytes < configuration.segmentSize / 2 {
+        if let retention, !retentionRequestedForActive, active.isCommittedPastHalf {
             // Past half: a pass now makes room for the segment the next roll creates.
             retentionRequestedForActive = true
-            retention.request(self)
+            requestRetentionForNextSegment(retention)
         }
         if written > 0 {
             counters.appended(events: written, bytes: writtenBytes)
@@ -170,6 +170,7 @@ extension CollectionLog {
             active.releaseDescriptors()
         }
         mustRoll = true
+        awaitRetentionPass()
         let next: Segment
         do {
             next = try createNextSegment()

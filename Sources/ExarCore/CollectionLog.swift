@@ -61,6 +61,11 @@ final class CollectionLog: @unchecked Sendable {
     var retentionStopped = false
     /// Whether the writer asked for the pass of the active segment's second half (writer only).
     var retentionRequestedForActive = false
+    /// Retention passes begun and finished (one at a time, under `retentionLock`), numbered from 1.
+    let retentionPassesStarted = Atomic<UInt64>(0)
+    let retentionPassesFinished = Atomic<UInt64>(0)
+    /// The number of the pass asked for at half a segment, which the next roll waits for (writer only; 0: none).
+    var retentionPassAwaited: UInt64 = 0
 
     init(name: String, directory: String, configuration: CollectionConfiguration,
          logHandler: DatabaseLogHandler?, retention: RetentionService? = nil) throws(ExarError) {

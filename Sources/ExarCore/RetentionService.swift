@@ -14,7 +14,8 @@ final class RetentionService: @unchecked Sendable {  // every var is guarded by 
     private var stopping = false
     private var thread: JoinableThread?
     private let interval: TimeInterval
-    private let automatic: Bool
+    /// Whether passes run on their own (on requests and the timer); a writer waits for one only then.
+    let automatic: Bool
 
     /// - Parameters:
     ///   - interval: seconds between the timer's passes over every collection.

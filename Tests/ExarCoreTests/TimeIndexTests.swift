@@ -75,6 +75,34 @@ import Testing
         database.close()
     }
 
+    @Test func locateMatchesTheReferenceAfterRetentionRemovedTheStart() async throws {
+        let folder = TemporaryFolder()
+        var seed: UInt64 = 7
+        var stamps: [(id: UInt64, timestamp: UInt64)] = []
+        do {
+            let database = try makeDatabase(folder, segmentSize: 16 * 1024, indexInterval: 512)
+            stamps = try await publishJittered(try database.collection("c"), count: 4000, start: 1_700_000_000_000, seed: &seed)
+            database.close()
+        }
+        // Reopened with a bound of a few segments: the pass at open deletes the oldest ones.
+        let database = try Database(configuration: DatabaseConfiguration(
+            logsPath: folder.path,
+            defaults: CollectionConfiguration(segmentSize: 16 * 1024, indexIntervalBytes: 512,
+                                              retention: RetentionPolicy(maxBytes: 5 * 28 * 1024))))
+        defer { database.close() }
+        let collection = try database.collection("c")
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while collection.firstId == 1 && Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        let first = collection.firstId
+        #expect(first > 1000, "retention kept \(first)")
+        let retained = stamps.filter { $0.id >= first }
+        for time in probeTimes(stamps, seed: &seed) {
+            // Over what is retained: a time before it all answers the id before the first retained one.
+            #expect(collection.locate(timestamp: time) == expectedOffset(retained, time), "time \(time)")
+        }
+        #expect(collection.locate(timestamp: 0) == first - 1)
+    }
+
     @Test func missingOrDamagedTimeFilesAreRebuiltAndVerifyChecksThem() async throws {
         let folder = TemporaryFolder()
         var seed: UInt64 = 7

@@ -22,7 +22,7 @@ import Testing
 
     /// Publishes 200-byte events in pipelined bursts of 200 until `stop`; returns how many were
     /// acknowledged, recording an issue for any other answer or ids that do not rise.
-    private func publish(port: Int, stop: StopFlag) throws -> Int {
+    private func publish(port: Int, stop: StopFlag, progress: Locked<Int>) throws -> Int {
         let client = try LineClient(port: port)
         client.send("Connect\tc\n")
         guard client.readLine() == "Connected" else { throw POSIXError(.ECONNREFUSED) }
@@ -40,6 +40,7 @@ import Testing
                 previous = id
                 acknowledged += 1
             }
+            progress.withLock { $0 += 200 }
         }
         return acknowledged
     }
@@ -81,11 +82,19 @@ import Testing
             }
         }
         sampler.start()
+        let progress = Locked<Int>(0)
         let published = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<2 {
-                group.addTask { try await onDispatchThread { try self.publish(port: port, stop: stop) } }
+                group.addTask { try await onDispatchThread { try self.publish(port: port, stop: stop, progress: progress) } }
             }
-            try await Task.sleep(for: .seconds(Self.seconds))
+            // At least `seconds`, and on until ten times the bound went through (a sanitizer build
+            // publishes several times slower), within a cap.
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .seconds(Self.seconds)
+                || (UInt64(progress.withLock { $0 }) * 200 <= 10 * Self.maxBytes
+                    && ContinuousClock.now - start < .seconds(max(Self.seconds, 150))) {
+                try await Task.sleep(for: .milliseconds(200))
+            }
             stop.set()
             return try await group.reduce(0, +)
         }

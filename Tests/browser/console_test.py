@@ -102,8 +102,8 @@ class ProtocolConnection:
             raise CheckFailed("the protocol connection closed")
         return line.decode().rstrip("\n")
 
-    def publish(self, tags, data):
-        self.send(f"Publish\t{tags}\t0\t{data}")
+    def publish(self, tags, data, timestamp=0):
+        self.send(f"Publish\t{tags}\t{timestamp}\t{data}")
         answer = self.read()
         kind, _, value = answer.partition("\t")
         if kind != "Published":
@@ -232,6 +232,7 @@ class Run:
         self.check("the NDJSON and CSV exports match the query", self.exports)
         self.check("segments and verify", self.segments)
         self.check("the overview lists the collection", self.overview)
+        self.check("jump to time reads from the located offset", self.jumps_to_time)
         self.check("drop with its confirm dialog", self.drops)
         self.check("the browser's console has no errors", self.console_clean)
 
@@ -444,6 +445,57 @@ class Run:
         c.find("tab-overview").send_keys(Keys.ARROW_RIGHT)
         c.wait(lambda: c.find("tab-browse").get_attribute("aria-selected") == "true", "ArrowRight did not select Browse")
         c.wait(lambda: c.driver.switch_to.active_element.get_attribute("id") == "tab-browse", "ArrowRight did not move focus")
+
+    def jump(self, value):
+        """Sets the datetime-local field (its typed form depends on the browser's locale) and jumps."""
+        c = self.console
+        c.driver.execute_script(
+            "const field = arguments[0]; field.value = arguments[1]; field.dispatchEvent(new Event('input'));",
+            c.find("browse-jump-time"), value)
+        c.find("browse-jump").click()
+
+    def jumps_to_time(self):
+        c = self.console
+        base = 4102444800000  # 2100-01-01T00:00:00Z, after every other event of the run
+        stamps = [base + 60000, base, base + 120000, base + 180000]  # out of order: the running maximum counts
+        connection = self.server.tcp(self.name)
+        try:
+            ids = [connection.publish("jump", json.dumps({"at": stamp}), stamp) for stamp in stamps]
+        finally:
+            connection.close()
+        c.tab("browse")
+        c.type("browse-tag", "")
+        c.find("browse-load").click()
+        if c.find("browse-jump-zone").text != "UTC":
+            raise CheckFailed(f"the zone label is {c.find('browse-jump-zone').text!r}")
+        # 00:01:30: the first event whose running maximum reaches it is the third (00:02).
+        self.jump("2100-01-01T00:01:30")
+        c.wait(lambda: c.row_ids("event-row") == ids[2:], lambda: f"the jump shows {c.row_ids('event-row')}, not {ids[2:]}")
+        if f"offset={ids[2] - 1}" not in c.driver.current_url:
+            raise CheckFailed(f"the URL does not keep the located offset: {c.driver.current_url}")
+        log = c.log_text()
+        if f"Locate→{base + 90000}" not in log or f"Located→{ids[2] - 1}" not in log:
+            raise CheckFailed("the message log lacks Locate and Located")
+        c.wait(lambda: "from 2100-01-01 00:01:30.000 UTC" in c.find("browse-status").text,
+               lambda: f"the status is {c.find('browse-status').text!r}")
+        # Exactly 00:00: the first event (00:01) already reaches it, though the second is stamped 00:00.
+        self.jump("2100-01-01T00:00:00.000")
+        c.wait(lambda: c.row_ids("event-row") == ids, lambda: f"the jump to 00:00 shows {c.row_ids('event-row')}")
+        # After every event: nothing to show, the offset is the last id.
+        self.jump("2100-01-01T00:05")
+        c.wait(lambda: "No events at or after 2100-01-01 00:05:00.000 UTC" in c.find("browse-status").text,
+               lambda: f"after the end the status is {c.find('browse-status').text!r}")
+        if f"offset={ids[-1]}" not in c.driver.current_url:
+            raise CheckFailed(f"after the end the URL is {c.driver.current_url}")
+        # Before every event: the start; and the field read as local time shows its zone.
+        self.jump("2000-01-01T00:00")
+        c.wait(lambda: c.row_ids("event-row")[:1] == [1], lambda: f"the jump to 2000 shows {c.row_ids('event-row')}")
+        self.jump("")
+        c.wait(lambda: "Choose a date and time" in c.find("browse-status").text, "an empty time gives no error")
+        c.find("time-utc").click()
+        c.wait(lambda: c.find("browse-jump-zone").text[:4] in ("UTC+", "UTC-"),
+               lambda: f"in local time the zone label is {c.find('browse-jump-zone').text!r}")
+        c.find("time-utc").click()
 
     def drops(self):
         c = self.console

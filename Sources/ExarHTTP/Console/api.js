@@ -77,9 +77,9 @@ export const api = {
   server: () => request('GET', `${BASE}/server`),
   collections: () => request('GET', `${BASE}/collections`),
   collection: (name) => request('GET', collectionPath(name)),
-  /** One page: {events: [{id, timestamp, tags, data}], next}. */
-  events: (name, { offset, limit, tag, order }) =>
-    request('GET', collectionPath(name, `/events${queryString({ offset, limit, tag, order })}`)),
+  /** One page: {events: [{id, timestamp, tags, data}], next}; `since` (ms) instead of `offset` starts at a time. */
+  events: (name, { offset, since, limit, tag, order }) =>
+    request('GET', collectionPath(name, `/events${queryString({ offset, since, limit, tag, order })}`)),
   /** One event {tags, data, timestamp?}: answers {id}. */
   publish: (name, event) => request('POST', collectionPath(name, '/events'), event),
   drop: (name) => request('DELETE', collectionPath(name)),

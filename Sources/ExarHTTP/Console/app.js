@@ -10,6 +10,8 @@
 //   server-line, banner, server-figures   server summary, error banner, overview figures
 //   browse-offset, browse-limit, browse-tag, browse-order, browse-load, browse-next, browse-prev,
 //   browse-status, browse-raw, browse-rows
+//   browse-jump-form, browse-jump-time, browse-jump-zone, browse-jump   jump to time (a datetime-local
+//                                         field read in the UTC/local mode; the zone label beside it)
 //   event-row (data-id)                   a row of the browser (data-testid only); inside it
 //                                         event-copy, event-republish, event-raw-toggle (data-testid only)
 //   export-ndjson, export-csv             links to the current query as an export

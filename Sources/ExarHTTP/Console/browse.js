@@ -1,12 +1,15 @@
 // The event browser: one page of a collection by offset and limit, oldest or
 // newest first, optionally one tag; paging follows the server's `next`, and
 // Previous asks the server for the page before (so it works after a reload).
+// Jump to time turns a date and time into the offset a `Locate` answers (the
+// first event at or after it, over the running maximum of timestamps) and reads
+// oldest first from there; the URL keeps the offset, so the link still works.
 
 import { byId, h, clear } from './dom.js';
 import { api, exportUrl, queryString } from './api.js';
 import { line } from './protocol.js';
 import { eventRow } from './events.js';
-import { formatNumber } from './format.js';
+import { dateTimeLocalValue, formatNumber, formatTimestamp, parseDateTimeLocal, zoneLabel } from './format.js';
 
 const QUERY_KEYS = ['collection', 'offset', 'limit', 'tag', 'order'];
 
@@ -23,6 +26,13 @@ export class BrowseView {
     this.raw = byId('browse-raw');
     this.rows = byId('browse-rows');
     this.status = byId('browse-status');
+    this.jumpForm = byId('browse-jump-form');
+    this.jumpTime = byId('browse-jump-time');
+    this.jumpZone = byId('browse-jump-zone');
+    /** The instant in the jump field (kept so that the UTC/local toggle re-expresses the same time). */
+    this.jumpInstant = null;
+    /** The last jump: {collection, offset, since}, named in the status while its page is shown. */
+    this.jumped = null;
     this.page = null;
     this.loaded = null;
     this.generation = 0;
@@ -32,6 +42,54 @@ export class BrowseView {
     this.prev.addEventListener('click', () => this.goPrevious());
     this.raw.addEventListener('change', () => this.renderRows());
     for (const id of ['export-ndjson', 'export-csv']) byId(id).addEventListener('click', () => this.logExport());
+    this.jumpForm.addEventListener('submit', (event) => { event.preventDefault(); this.jump(); });
+    this.jumpTime.addEventListener('input', () => { this.jumpInstant = parseDateTimeLocal(this.jumpTime.value, this.ctx.utc()); });
+    this.jumpZone.textContent = zoneLabel(this.ctx.utc());
+  }
+
+  /**
+   * Jump to time: the offset of the first event at or after the field's time, as `Locate` answers
+   * it (one event read by `since=`; past the last event, the last id), then that page oldest first.
+   * The collection's last id is read first, so an empty answer cannot skip events published meanwhile.
+   */
+  async jump() {
+    const state = this.ctx.store.state;
+    const utc = this.ctx.utc();
+    const since = parseDateTimeLocal(this.jumpTime.value, utc);
+    if (since === null) {
+      this.setStatus('Choose a date and time (at or after 1970) to jump to.', true);
+      return;
+    }
+    this.jumpInstant = since;
+    if (!(await this.ctx.ensureKnown(state.collection))) {
+      this.setStatus(`${state.collection} has no events yet: publish one to create it.`);
+      return;
+    }
+    const { log } = this.ctx;
+    log.http('GET', `…/${state.collection}/events${queryString({ since, limit: 1 })}`);
+    log.sent(line.connect(state.collection));
+    log.received(line.connected());
+    log.sent(line.locate(since));
+    try {
+      const collection = await api.collection(state.collection);
+      const first = await api.events(state.collection, { since, limit: 1 });
+      const offset = first.events.length > 0 ? first.events[0].id - 1 : collection.lastId;
+      log.received(line.located(offset));
+      this.jumped = { collection: state.collection, offset, since };
+      const change = { offset, order: 'asc' };
+      if (state.offset === offset && state.order === 'asc') this.load(state, { force: true });
+      else this.ctx.store.update(change);
+    } catch (error) {
+      if (error.status === 0) log.note(`no answer: ${error.message}`);
+      else log.received(line.error(error));
+      this.setStatus(`Could not jump to ${formatTimestamp(since, utc)}: ${error.describe()}`, true);
+    }
+  }
+
+  /** The jump this page came from, if it is still the page shown. */
+  jumpShown(state) {
+    const jump = this.jumped;
+    return jump && jump.collection === state.collection && jump.offset === state.offset && state.order === 'asc' ? jump : null;
   }
 
   /** The form's values into the URL (which then loads the page). */
@@ -54,7 +112,13 @@ export class BrowseView {
     this.load(state, { force: !previous || previous.view !== state.view });
   }
 
-  refreshTimes() { this.renderRows(); }
+  refreshTimes() {
+    const utc = this.ctx.utc();
+    this.jumpZone.textContent = zoneLabel(utc);
+    if (this.jumpInstant !== null) this.jumpTime.value = dateTimeLocalValue(this.jumpInstant, utc);
+    this.renderRows();
+    if (this.page) this.describePage(this.ctx.store.state, this.page);
+  }
 
   queryOf(state) {
     return { offset: state.offset, limit: state.limit, tag: state.tag, order: state.order };
@@ -145,14 +209,18 @@ export class BrowseView {
 
   describePage(state, page) {
     const count = page.events.length;
+    const jump = this.jumpShown(state);
+    const from = jump ? `from ${formatTimestamp(jump.since, this.ctx.utc())} (offset ${formatNumber(jump.offset)})` : '';
     if (count === 0) {
-      this.setStatus(state.offset === 0 ? 'No events.' : 'No events past this offset.');
+      if (jump) this.setStatus(`No events at or after ${formatTimestamp(jump.since, this.ctx.utc())}.`);
+      else this.setStatus(state.offset === 0 ? 'No events.' : 'No events past this offset.');
       return;
     }
     const ids = page.events.map((event) => event.id);
     const low = Math.min(...ids);
     const high = Math.max(...ids);
-    this.setStatus(`${formatNumber(count)} events, ids ${formatNumber(low)}–${formatNumber(high)}${page.next === null ? ' (end)' : ''}`);
+    const text = `${formatNumber(count)} events, ids ${formatNumber(low)}–${formatNumber(high)}${page.next === null ? ' (end)' : ''}`;
+    this.setStatus(jump ? `${text}, ${from}` : text);
   }
 
   setStatus(text, isError = false) {

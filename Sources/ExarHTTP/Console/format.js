@@ -1,5 +1,5 @@
 // Formatting of numbers, sizes, durations and timestamps, and parsing of the
-// publish form's timestamp field.
+// publish form's timestamp field and the event browser's jump-to-time field.
 
 const numberFormat = new Intl.NumberFormat('en-US');
 
@@ -83,4 +83,37 @@ export function parseTimestampInput(text) {
   const parsed = Date.parse(trimmed);
   if (Number.isNaN(parsed) || parsed < 0) return { error: `not a timestamp or date: ${trimmed}` };
   return { value: parsed };
+}
+
+/**
+ * A datetime-local field's value ("2026-12-05T21:10", seconds and milliseconds optional) as
+ * milliseconds since the epoch, read as UTC or as the browser's local time; null when it is empty,
+ * not such a value, or before 1970.
+ */
+export function parseDateTimeLocal(text, utc) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(text.trim());
+  if (!match) return null;
+  const [year, month, day, hours, minutes, seconds = '0', fraction = '0'] = match.slice(1);
+  const parts = [Number(year), Number(month) - 1, Number(day), Number(hours), Number(minutes), Number(seconds),
+    Number(fraction.padEnd(3, '0'))];
+  const value = utc ? Date.UTC(...parts) : new Date(...parts).getTime();
+  return Number.isFinite(value) && value >= 0 ? value : null;
+}
+
+/** Milliseconds since the epoch as a datetime-local field's value, in UTC or local time. */
+export function dateTimeLocalValue(milliseconds, utc) {
+  const date = new Date(milliseconds);
+  const fields = utc
+    ? [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds(), date.getUTCMilliseconds()]
+    : [date.getFullYear(), date.getMonth() + 1, date.getDate(), date.getHours(), date.getMinutes(), date.getSeconds(), date.getMilliseconds()];
+  const [year, month, day, hours, minutes, seconds, ms] = fields;
+  return `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(hours)}:${pad(minutes)}:${pad(seconds)}.${pad(ms, 3)}`;
+}
+
+/** The zone a datetime-local field is read in: "UTC", or the browser's offset such as "UTC+01:00". */
+export function zoneLabel(utc, at = new Date()) {
+  if (utc) return 'UTC';
+  const offset = -at.getTimezoneOffset();
+  const sign = offset >= 0 ? '+' : '-';
+  return `UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
 }

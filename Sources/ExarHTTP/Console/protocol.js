@@ -17,6 +17,8 @@ export const line = {
     return fields.join(TAB);
   },
   unsubscribe: () => 'Unsubscribe',
+  locate: (timestamp) => ['Locate', String(timestamp)].join(TAB),
+  located: (offset) => ['Located', String(offset)].join(TAB),
   drop: (collection) => ['Drop', collection].join(TAB),
   published: (id) => ['Published', String(id)].join(TAB),
   event: (event) => ['Event', String(event.id), String(event.timestamp), event.tags.join(' '), event.data].join(TAB),
