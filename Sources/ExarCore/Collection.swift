@@ -86,6 +86,64 @@ public final class Collection: Sendable {
         }
     }
 
+    /// Publishes the one event `fill` appends only if the last retained event carrying
+    /// `condition.tag` has id `condition.expectedId` (`0`: none) when it is appended: the check
+    /// and the append are one step of the collection's writer, after every publish accepted
+    /// before it. `completion` gets the id, or a ``PublishResult/error`` of
+    /// ``ExarError/conflict(_:)`` with the actual last id (and nothing is stored).
+    /// - Throws: ``ExarError/validation(_:)`` when `fill` appends no event or more than one.
+    public func publish(
+        expecting condition: PublishCondition,
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        completion: @escaping @Sendable (PublishResult) -> Void
+    ) throws(ExarError) {
+        do {
+            try log.publish(fill, expecting: condition, completion: completion)
+        } catch {
+            throw explained(error)
+        }
+    }
+
+    /// Publishes `event` if the last event carrying `condition.tag` is `condition.expectedId`;
+    /// returns its id.
+    /// - Throws: ``ExarError/conflict(_:)`` with the actual last id, ``ExarError/validation(_:)``
+    ///   for an invalid event, an I/O error if it could not be stored.
+    @discardableResult
+    public func publish(_ event: Event, expecting condition: PublishCondition) async throws(ExarError) -> UInt64 {
+        let result: PublishResult
+        do {
+            result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PublishResult, any Error>) in
+                do {
+                    try publish(expecting: condition, { (appender: inout PublishAppender) throws(ExarError) in
+                        try appender.append(event)
+                    }, completion: { continuation.resume(returning: $0) })
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        } catch let error as ExarError {
+            throw error
+        } catch {
+            throw .io(.other, "\(error)")
+        }
+        if let error = result.error { throw error }
+        return result.firstId
+    }
+
+    /// How many tags' last ids the collection remembers for conditional publishes (bounded by
+    /// ``CollectionConfiguration/tagCacheCapacity``).
+    package var cachedTagCount: Int {
+        log.writeLock.lock()
+        defer { log.writeLock.unlock() }
+        return log.tagCache.count
+    }
+
+    /// The id of the last retained event carrying `tag` (`0`: none), as a conditional publish
+    /// would find it now.
+    public func lastId(ofTag tag: String) -> UInt64 {
+        log.lastIdOfTagNow(Array(tag.utf8))
+    }
+
     /// Publishes one event and returns its id.
     /// - Throws: ``ExarError/validation(_:)`` for an invalid event, an I/O error if it could not be stored.
     @discardableResult

@@ -31,9 +31,13 @@ extension CollectionLog {
             let stop = pendingBursts.isEmpty && closing
             swap(&records, &pendingRecords)
             swap(&bursts, &pendingBursts)
+            let conditional = pendingHasCondition
+            pendingHasCondition = false
             condition.unlock()
 
-            let outcome = bursts.isEmpty ? nil : write(records)
+            // Conditional bursts are checked one by one, in order; otherwise one write for all.
+            let outcome = bursts.isEmpty || conditional ? nil : write(records)
+            let results = bursts.isEmpty || !conditional ? nil : records.withUnsafeBytes { writeBursts($0, bursts) }
             syncIfDue()
             if !stop { writeLock.unlock() }  // else kept: nobody writes after the seal
             if let outcome {
@@ -42,6 +46,11 @@ extension CollectionLog {
                     burst.completion(outcome.result(ofBurstAt: before, count: burst.count))
                     before += burst.count
                 }
+            }
+            if let results {
+                for (burst, result) in zip(bursts, results) { burst.completion(result) }
+            }
+            if !bursts.isEmpty {
                 records.removeAll(keepingCapacity: true)
                 bursts.removeAll(keepingCapacity: true)
             }
@@ -82,13 +91,18 @@ extension CollectionLog {
     /// Writes `records` as batches, commits, and syncs if asked; the callers complete the bursts
     /// once they let `writeLock` go.
     func write(_ records: [UInt8]) -> WriteOutcome {
+        records.withUnsafeBytes { write($0) }
+    }
+
+    /// Writes `raw` (encoded records) as batches; see ``write(_:)-([UInt8])``.
+    func write(_ raw: UnsafeRawBufferPointer) -> WriteOutcome {
         let firstId = active.nextId
         var failure: ExarError?
         var written = 0
         var writtenBytes = 0
         let compress = configuration.compression == .lz4
         let batchLimit = Format.Batch.rawPayloadLimit(indexInterval: configuration.indexIntervalBytes)
-        records.withUnsafeBytes { raw in
+        do {
             var offset = 0
             while offset < raw.count {
                 if mustRoll || active.freePayloadBytes < Format.Record.headerSize {
@@ -96,7 +110,7 @@ extension CollectionLog {
                         try roll()
                     } catch {
                         failure = error
-                        return
+                        break
                     }
                 }
                 let room = min(active.freePayloadBytes, batchLimit)

@@ -5,6 +5,10 @@ import Synchronization
 /// A publish call waiting for the writer: how many events it appended and whom to tell.
 struct PendingBurst {
     let count: Int
+    /// The bytes of its records in the pending buffer.
+    let bytes: Int
+    /// Set for a conditional publish (one event), checked when the writer comes to it.
+    let condition: PublishCondition?
     let completion: @Sendable (PublishResult) -> Void
 }
 
@@ -46,6 +50,11 @@ final class CollectionLog: @unchecked Sendable {
     let writeLock = NSLock()
     /// The encoding buffer of bursts written in place (under `writeLock`).
     var inlineRecords: [UInt8] = []
+    /// Tags' last ids for conditional publishes, and the reader that searches for them (under `writeLock`).
+    lazy var tagCache = TagLastIdCache(capacity: configuration.tagCacheCapacity)
+    lazy var tagSearchReader = LogReader(report: { [weak self] in self?.log(.error, $0) })
+    /// Whether a conditional burst waits in `pendingBursts` (under `condition`).
+    var pendingHasCondition = false
     /// Held from opening to closing: no other process writes this collection meanwhile.
     let lock: CollectionLock
 
@@ -188,25 +197,32 @@ final class CollectionLog: @unchecked Sendable {
     // MARK: Publishing (any thread)
 
     /// Appends one burst of events to the pending buffer and wakes the writer; never waits for disk.
+    /// With a `condition`, `fill` must append exactly one event, stored only if the last event
+    /// carrying the condition's tag is the expected one when the writer comes to it.
     func publish(
-        _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void, expecting expectation: PublishCondition? = nil,
         completion: @escaping @Sendable (PublishResult) -> Void
     ) throws(ExarError) {
         let now = currentTimeMilliseconds()
         // When nothing waits for the writer and it is not writing, write here: no hand-off to the
         // writer thread and back. (Not with `sync = always`: the fsync would block the caller.)
         if configuration.sync != .always && writeLock.try() {
-            condition.lock()
-            if closing || closed {
-                condition.unlock()
-                writeLock.unlock()
-                throw .io(.notConnected, "collection \(name) is closed")
-            }
-            if pendingBursts.isEmpty {
+            inPlace: do {
+                condition.lock()
+                if closing || closed {
+                    condition.unlock()
+                    writeLock.unlock()
+                    throw .io(.notConnected, "collection \(name) is closed")
+                }
+                guard pendingBursts.isEmpty else {
+                    condition.unlock()
+                    writeLock.unlock()
+                    break inPlace
+                }
                 condition.unlock()
                 let result: PublishResult?
                 do {
-                    result = try writeInPlace(fill, completion: completion, now: now)
+                    result = try writeInPlace(fill, expecting: expectation, completion: completion, now: now)
                 } catch {
                     writeLock.unlock()
                     throw error
@@ -217,23 +233,22 @@ final class CollectionLog: @unchecked Sendable {
                 if let result { completion(result) }
                 return
             }
-            condition.unlock()
-            writeLock.unlock()
         }
         condition.lock()
         if closing || closed {
             condition.unlock()
             throw .io(.notConnected, "collection \(name) is closed")
         }
+        let before = pendingRecords.count
         let count: Int
         do {
-            count = try encode(fill, into: &pendingRecords, now: now)
+            count = try encode(fill, into: &pendingRecords, now: now, single: expectation != nil)
         } catch {
             condition.unlock()
             throw error
         }
         if count > 0 {
-            enqueueLocked(count: count, completion: completion)
+            enqueueLocked(count: count, bytes: pendingRecords.count - before, expecting: expectation, completion: completion)
         }
         condition.unlock()
         if count == 0 {
@@ -243,16 +258,19 @@ final class CollectionLog: @unchecked Sendable {
 
     /// Queues a burst whose records are already in `pendingRecords` (`condition` held) and wakes
     /// the writer if it was idle.
-    func enqueueLocked(count: Int, completion: @escaping @Sendable (PublishResult) -> Void) {
+    func enqueueLocked(count: Int, bytes: Int, expecting expectation: PublishCondition?,
+                       completion: @escaping @Sendable (PublishResult) -> Void) {
         let wasEmpty = pendingBursts.isEmpty
-        pendingBursts.append(PendingBurst(count: count, completion: completion))
+        pendingBursts.append(PendingBurst(count: count, bytes: bytes, condition: expectation, completion: completion))
+        if expectation != nil { pendingHasCondition = true }
         if wasEmpty { condition.signal() }
     }
 
     /// Lets `fill` append its events to `buffer` in their record form; returns how many. When
     /// `fill` throws, `buffer` is as it was.
     func encode(
-        _ fill: (inout PublishAppender) throws(ExarError) -> Void, into buffer: inout [UInt8], now: UInt64
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void, into buffer: inout [UInt8], now: UInt64,
+        single: Bool = false
     ) throws(ExarError) -> Int {
         var records: [UInt8] = []
         swap(&records, &buffer)
@@ -265,6 +283,10 @@ final class CollectionLog: @unchecked Sendable {
             throw error
         }
         let count = appender.count
+        if single && count != 1 {
+            buffer = appender.finish(keep: false)
+            throw .validation("a conditional publish carries exactly one event")
+        }
         buffer = appender.finish(keep: true)
         return count
     }
@@ -274,10 +296,10 @@ final class CollectionLog: @unchecked Sendable {
     /// burst's result for the caller to deliver once the lock is let go, or `nil` when the burst
     /// was queued for the writer thread instead (which then calls `completion`).
     func writeInPlace(
-        _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        _ fill: (inout PublishAppender) throws(ExarError) -> Void, expecting expectation: PublishCondition?,
         completion: @escaping @Sendable (PublishResult) -> Void, now: UInt64
     ) throws(ExarError) -> PublishResult? {
-        let count = try encode(fill, into: &inlineRecords, now: now)
+        let count = try encode(fill, into: &inlineRecords, now: now, single: expectation != nil)
         var encoded: [UInt8] = []
         swap(&encoded, &inlineRecords)
         // A burst that may not fit the active segment goes to the writer thread: rolling creates
@@ -288,7 +310,7 @@ final class CollectionLog: @unchecked Sendable {
         if count > 0 && (mustRoll || encoded.count + batchHeaders + 4096 > active.freePayloadBytes) {
             condition.lock()
             pendingRecords.append(contentsOf: encoded)
-            enqueueLocked(count: count, completion: completion)
+            enqueueLocked(count: count, bytes: encoded.count, expecting: expectation, completion: completion)
             condition.unlock()
             encoded.removeAll(keepingCapacity: true)
             inlineRecords = encoded
@@ -297,7 +319,11 @@ final class CollectionLog: @unchecked Sendable {
         let result: PublishResult
         if count > 0 {
             let wasSynced = unsyncedSince.load(ordering: .relaxed) == 0
-            result = write(encoded).result(ofBurstAt: 0, count: count)
+            if let expectation {
+                result = encoded.withUnsafeBytes { writeConditional($0, expectation) }
+            } else {
+                result = write(encoded).result(ofBurstAt: 0, count: count)
+            }
             // The interval's fsync stays on the writer thread, never on the caller's.
             if wasSynced && unsyncedSince.load(ordering: .relaxed) != 0 {
                 // The writer thread sleeps without a deadline: give it the interval sync's.

@@ -78,6 +78,8 @@ public struct CollectionConfiguration: Sendable, Equatable {
     public var logsPath: String?
     /// What is kept (`retention`); by default everything.
     public var retention: RetentionPolicy
+    /// How many tags' last ids the collection remembers for conditional publishes (tests set it lower).
+    package var tagCacheCapacity = 65_536
 
     /// The smallest accepted segment size.
     public static let minimumSegmentSize = 4096

@@ -41,6 +41,8 @@ struct APIError: Error, Sendable {
             self.init(.serviceUnavailable, "IoError", message)
         case .io(_, let message):
             self.init(.internalServerError, "IoError", message)
+        case .conflict(let actual):
+            self.init(.conflict, "ConflictError", "the last event of the tag is \(actual)")
         case .eventStream(.closed):
             self.init(.serviceUnavailable, "EventStreamError", "the server is stopping")
         case .eventStream, .subscription:

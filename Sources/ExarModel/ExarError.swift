@@ -17,6 +17,8 @@ public enum ExarError: Error, Sendable, Hashable, CustomStringConvertible {
     case subscription(String)
     /// The event failed validation.
     case validation(String)
+    /// A `PublishIf` found another last event of its tag (extension): that event's id, `0` for none.
+    case conflict(UInt64)
 
     /// The text after `Error\t` on the wire.
     public var wireText: String {
@@ -29,6 +31,7 @@ public enum ExarError: Error, Sendable, Hashable, CustomStringConvertible {
         case .parse(.missingField(let index)): "ParseError\tMissingField\t\(index)"
         case .subscription: "SubscriptionError"
         case .validation(let description): "ValidationError\t\(description)"
+        case .conflict(let actual): "ConflictError\t\(actual)"
         }
     }
 

@@ -32,8 +32,12 @@ struct TagFilter: Sendable {
     let blockProbe: BlockBitmapProbe
 
     init(_ tag: String) {
-        bytes = Array(tag.utf8)
-        hash = TagHash(tag)
+        self.init(bytes: Array(tag.utf8))
+    }
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+        hash = bytes.withUnsafeBytes { TagHash($0) }
         blockProbe = BlockBitmapProbe(hash)
     }
 
