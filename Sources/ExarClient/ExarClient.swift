@@ -121,6 +121,27 @@ public final class ExarClient: Sendable {
         }
     }
 
+    /// Publishes `event` only if the last event carrying `expectation.tag` has id
+    /// `expectation.lastId` (`0`: no event carries it yet) when it is appended (`PublishIf`);
+    /// returns its id. The check and the append are one step on the server, whatever other
+    /// clients publish.
+    /// - Throws: ``ConflictError`` with the actual last id when another event came first (nothing
+    ///   is stored), ``ExarError/validation(_:)`` for a tag that is not one tag, or the server's error.
+    @discardableResult
+    public func publish(_ event: Event, expecting expectation: Expectation) async throws -> UInt64 {
+        try EventValidation.validateTag(Array(expectation.tag.utf8))
+        var line = channel.allocator.buffer(capacity: 48 + expectation.tag.utf8.count + event.data.utf8.count)
+        line.writePublishIf(tag: expectation.tag, expectedId: expectation.lastId, tags: event.tags,
+                            timestamp: event.timestamp, data: event.data)
+        let answer = try await send(line, expecting: .answers(1))[0]
+        switch answer {
+        case .published(let id): return id
+        case .error(.conflict(let actual)): throw ConflictError(expectation: expectation, actualId: actual)
+        case .error(let error): throw error
+        default: throw ExarError.io(.invalidData, "unexpected answer \(answer)")
+        }
+    }
+
     /// Publishes events pipelined in one write; returns their ids in order.
     /// - Throws: the first error the server answered (events before it are stored).
     public func publish(_ events: [Event]) async throws -> [UInt64] {

@@ -170,6 +170,8 @@ public enum PublishRejection: String, Sendable, Hashable, CaseIterable {
     case dropped
     /// The disk failed to store it.
     case storage
+    /// A conditional publish (`PublishIf`, `expect`) found another last event of its tag.
+    case conflict
 }
 
 /// Counters of publishes, shared by the protocol server and the HTTP API: counted per burst.

@@ -9,6 +9,8 @@ struct APIError: Error, Sendable {
     var status: HTTPResponse.Status
     var kind: String
     var message: String
+    /// The actual last id of the tag, in a conflict's answer (`409`).
+    var actualId: UInt64?
     /// Headers to add (`WWW-Authenticate` of a 401).
     var headers: HTTPFields = [:]
     /// Close the connection after the answer (too many wrong guesses).
@@ -43,6 +45,7 @@ struct APIError: Error, Sendable {
             self.init(.internalServerError, "IoError", message)
         case .conflict(let actual):
             self.init(.conflict, "ConflictError", "the last event of the tag is \(actual)")
+            actualId = actual
         case .eventStream(.closed):
             self.init(.serviceUnavailable, "EventStreamError", "the server is stopping")
         case .eventStream, .subscription:
@@ -58,6 +61,11 @@ struct APIError: Error, Sendable {
         writer.raw(",")
         writer.key("message")
         writer.string(message)
+        if let actualId {
+            writer.raw(",")
+            writer.key("actualId")
+            writer.number(actualId)
+        }
         writer.raw("}\n")
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"

@@ -11,6 +11,8 @@ enum PostedEvents {
         var tags: [UInt8]
         var data: [UInt8]
         var timestamp: UInt64
+        /// `expect: {tag, id}`: stored only if the last event carrying `tag` is `id` (`0`: none).
+        var expect: PublishCondition?
     }
 
     /// At most this many events in one body.
@@ -51,6 +53,10 @@ enum PostedEvents {
         }
         var events: [Event] = []
         events.reserveCapacity(posted.count)
+        if !single && posted.contains(where: { $0.expect != nil }) {
+            counters.rejected(.parse, count: UInt64(posted.count))
+            throw APIError.parse("expect is for one event: post it as an object, not in an array")
+        }
         for (number, event) in posted.enumerated() {
             do {
                 events.append(try event.validated())
@@ -96,8 +102,31 @@ enum PostedEvents {
         var tags: Tags
         var data: String
         var timestamp: UInt64?
+        var expect: Expect?
 
-        enum CodingKeys: String, CodingKey { case tags, data, timestamp }
+        /// `{"tag": "order-7", "id": 3}`.
+        struct Expect: Decodable {
+            var tag: String
+            var id: UInt64
+
+            enum CodingKeys: String, CodingKey { case tag, id }
+
+            init(from decoder: any Decoder) throws {
+                let container: KeyedDecodingContainer<CodingKeys>
+                do {
+                    container = try decoder.container(keyedBy: CodingKeys.self)
+                    tag = try container.decode(String.self, forKey: .tag)
+                } catch {
+                    throw APIError.parse("expect must be an object {\"tag\": \"...\", \"id\": N}")
+                }
+                guard let id = try? container.decode(UInt64.self, forKey: .id) else {
+                    throw APIError.parse("expect.id must be a whole number, the id of the tag's last event (0: none)")
+                }
+                self.id = id
+            }
+        }
+
+        enum CodingKeys: String, CodingKey { case tags, data, timestamp, expect }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -110,6 +139,9 @@ enum PostedEvents {
                 timestamp = value
             } else {
                 throw APIError.parse("timestamp must be a whole number of milliseconds since 1970")
+            }
+            if try container.contains(.expect) && !container.decodeNil(forKey: .expect) {
+                expect = try container.decode(Expect.self, forKey: .expect)
             }
         }
 
@@ -148,7 +180,15 @@ enum PostedEvents {
                 guard case .validation(let message) = error else { throw APIError.parse(error.description) }
                 throw APIError(.badRequest, "ValidationError", message)
             }
-            return Event(tags: tagBytes, data: dataBytes, timestamp: timestamp ?? 0)
+            var condition: PublishCondition?
+            if let expect {
+                do {
+                    condition = try PublishCondition(tag: expect.tag, expectedId: expect.id)
+                } catch {
+                    throw APIError(.badRequest, "ValidationError", "expect.tag must be one tag, not empty and without spaces")
+                }
+            }
+            return Event(tags: tagBytes, data: dataBytes, timestamp: timestamp ?? 0, expect: condition)
         }
     }
 }

@@ -63,19 +63,25 @@ extension ExarHTTPServer {
     private func publish(_ events: [PostedEvents.Event], to collection: ExarCore.Collection) async throws -> ClosedRange<UInt64> {
         let counters = database.publishCounters
         let result: PublishResult = try await withCheckedThrowingContinuation { continuation in
-            do throws(ExarError) {
-                try collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
-                    for event in events {
-                        let appended = event.tags.withUnsafeBytes { tags in
-                            event.data.withUnsafeBytes { data in
-                                Result { () throws(ExarError) in
-                                    try appender.append(timestamp: event.timestamp, tags: tags, data: data)
-                                }
+            func fill(_ appender: inout PublishAppender) throws(ExarError) {
+                for event in events {
+                    let appended = event.tags.withUnsafeBytes { tags in
+                        event.data.withUnsafeBytes { data in
+                            Result { () throws(ExarError) in
+                                try appender.append(timestamp: event.timestamp, tags: tags, data: data)
                             }
                         }
-                        try appended.get()
                     }
-                }, completion: { continuation.resume(returning: $0) })
+                    try appended.get()
+                }
+            }
+            do throws(ExarError) {
+                // `expect` is only ever on a single event (PostedEvents refuses it in an array).
+                if let condition = events.first?.expect {
+                    try collection.publish(expecting: condition, fill, completion: { continuation.resume(returning: $0) })
+                } else {
+                    try collection.publish(fill, completion: { continuation.resume(returning: $0) })
+                }
             } catch {
                 if case .validation(let message) = error {
                     counters.rejected(message.contains("larger than") ? .tooLarge : .validation, count: UInt64(events.count))
@@ -86,7 +92,9 @@ extension ExarHTTPServer {
             }
         }
         guard result.storedCount == events.count else {
-            counters.rejected(.storage, count: UInt64(events.count - result.storedCount))
+            let conflict: Bool
+            if case .conflict = result.error { conflict = true } else { conflict = false }
+            counters.rejected(conflict ? .conflict : .storage, count: UInt64(events.count - result.storedCount))
             throw result.error ?? .io(.other, "not stored")
         }
         return result.firstId...(result.firstId + UInt64(events.count) - 1)

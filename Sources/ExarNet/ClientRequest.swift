@@ -7,6 +7,11 @@ public enum ClientRequest: Sendable, Equatable {
     case connect(collection: String, username: String?, password: String?)
     /// `Publish\t<tags>\t<timestamp>\t<data>`: the fields stay in the line (see ``PublishFields``).
     case publish(PublishFields)
+    /// `PublishIf\t<tag>\t<expected id>\t<tags>\t<timestamp>\t<data>` (extension): a `Publish`
+    /// stored only if the last event carrying `tag` has the expected id. `tagIsValid` says
+    /// whether `tag` is one tag (checked, like the tags field, once the connection's state
+    /// accepted the message).
+    case publishIf(tag: String, expectedId: UInt64, PublishFields, tagIsValid: Bool)
     /// `Subscribe\t<live>\t<offset>[\t<limit>[\t<tag>]]`.
     case subscribe(Query)
     /// `Authenticate\t<username>\t<password>` (0.2).
@@ -91,6 +96,8 @@ extension ClientRequest {
                     return .success(try parseConnect(&outer))
                 case 9 where outer.equals(type, "Subscribe"):
                     return .success(try parseSubscribe(&outer))
+                case 9 where outer.equals(type, "PublishIf"):
+                    return .success(try parsePublishIf(&outer))
                 default:
                     return .success(try parseOther(&outer, type: outer.string(type)))
                 }
@@ -121,6 +128,33 @@ extension ClientRequest {
             tagsAreValid = false
         }
         return .publish(PublishFields(timestamp: timestamp, tags: tags, data: data, tagsAreValid: tagsAreValid))
+    }
+
+    /// Fields left to right as `Publish`'s: a missing one is `MissingField\t<index>` (0: the
+    /// tag, 1: the expected id, 2: the tags, 3: the timestamp, 4: the data).
+    private static func parsePublishIf(_ outer: inout TabFields) throws(ExarError) -> ClientRequest {
+        var fields = try outer.data(parts: 5)
+        let tag = try fields.field()
+        let expected = try fields.uint64()
+        let tags = try fields.field()
+        let timestamp = try fields.uint64()
+        let data = try fields.field()
+        let tagBytes = Array(fields.slice(tag))
+        var tagIsValid = true
+        do throws(ExarError) {
+            try EventValidation.validateTag(tagBytes)
+        } catch {
+            tagIsValid = false
+        }
+        var tagsAreValid = true
+        do throws(ExarError) {
+            try EventValidation.validateTagsField(fields.slice(tags))
+        } catch {
+            tagsAreValid = false
+        }
+        return .publishIf(tag: fields.string(tag), expectedId: expected,
+                          PublishFields(timestamp: timestamp, tags: tags, data: data, tagsAreValid: tagsAreValid),
+                          tagIsValid: tagIsValid)
     }
 
     private static func parseConnect(_ outer: inout TabFields) throws(ExarError) -> ClientRequest {

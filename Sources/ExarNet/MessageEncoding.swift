@@ -123,6 +123,24 @@ extension ByteBuffer {
         writeInteger(UInt8(ascii: "\n"))
     }
 
+    /// `PublishIf\t<tag>\t<expected id>\t<tags>\t<timestamp>\t<data>\n`
+    public mutating func writePublishIf(tag: String, expectedId: UInt64, tags: [String], timestamp: UInt64, data: String) {
+        writeStaticString("PublishIf\t")
+        writeString(tag)
+        writeInteger(UInt8(ascii: "\t"))
+        writeDecimal(expectedId)
+        writeInteger(UInt8(ascii: "\t"))
+        for (index, tag) in tags.enumerated() {
+            if index > 0 { writeInteger(UInt8(ascii: " ")) }
+            writeString(tag)
+        }
+        writeInteger(UInt8(ascii: "\t"))
+        writeDecimal(timestamp)
+        writeInteger(UInt8(ascii: "\t"))
+        writeString(data)
+        writeInteger(UInt8(ascii: "\n"))
+    }
+
     /// `Locate\t<timestamp ms>\n`
     public mutating func writeLocate(timestamp: UInt64) {
         writeStaticString("Locate\t")

@@ -69,6 +69,9 @@ public enum ServerMessage: Sendable, Equatable {
         case "ConnectionError": return .connection("")
         case "SubscriptionError": return .subscription("")
         case "ValidationError": return .validation(rest ?? "")
+        case "ConflictError":
+            guard let actual = UInt64(rest ?? "") else { return .io(.other, text) }
+            return .conflict(actual)
         case "EventStreamError": return .eventStream(rest == "Empty" ? .empty : .closed)
         case "IoError":
             let (ioKind, description) = split(rest ?? "")

@@ -21,6 +21,8 @@ extension ConnectionHandler {
         var lines: [ByteBuffer] = []
         var fields: [PublishFields] = []
         var result: PublishResult?
+        /// Set for a `PublishIf` (then the burst holds that one event).
+        var condition: PublishCondition?
         var done = false
         /// When its first `Publish` was read (uptime nanoseconds), for the publish-duration histogram.
         var receivedAt: UInt64 = 0
@@ -30,6 +32,7 @@ extension ConnectionHandler {
             lines.removeAll(keepingCapacity: true)
             fields.removeAll(keepingCapacity: true)
             result = nil
+            condition = nil
             done = false
         }
     }
@@ -100,7 +103,11 @@ extension ConnectionHandler {
                     if now == 0 { now = MonotonicClock.nanoseconds() }
                     database.publishCounters.durations.observe(nanoseconds: now &- burst.receivedAt, count: UInt64(stored))
                 }
-                if stored < eventIndex { database.publishCounters.rejected(.storage, count: UInt64(eventIndex - stored)) }
+                if stored < eventIndex {
+                    let reason: PublishRejection
+                    if case .conflict = burst.result?.error { reason = .conflict } else { reason = .storage }
+                    database.publishCounters.rejected(reason, count: UInt64(eventIndex - stored))
+                }
             }
             burstsHead += 1
             if spareBursts.count < Self.maximumBurstsInFlight {

@@ -267,6 +267,22 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 return
             }
             addToBurst(publish, line)
+        case .publishIf(let tag, let expectedId, let publish, let tagIsValid):
+            let condition: PublishCondition
+            do throws(ExarError) {
+                if !tagIsValid { throw ExarError.validation(Self.badConditionTag) }
+                condition = try PublishCondition(tag: Array(tag.utf8), expectedId: expectedId)
+                try publish.validateTags(in: line)
+            } catch {
+                database.publishCounters.rejected(.validation)
+                current.slots.append(.error(error))
+                return
+            }
+            // A burst of its own, after the earlier ones: its check sees every event they carry.
+            submitBurst()
+            addToBurst(publish, line)
+            if !current.lines.isEmpty { current.condition = condition }
+            submitBurst()
         case .answerError(let error):
             countRejectedPublish(parsed, line)
             current.slots.append(.error(error))
@@ -288,6 +304,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             locate(timestamp, context: context)
         }
     }
+
+    /// The answer to a `PublishIf` whose tag is empty or holds a space.
+    static let badConditionTag = "the tag of a PublishIf must be one tag, not empty and without spaces"
 
     /// A valid `Publish` of a bound connection joins the current burst (or is answered with the
     /// error of a dropped collection or an event too large).
@@ -312,7 +331,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Counts a refused `Publish` line (one the state machine answered with an error).
     func countRejectedPublish(_ parsed: Result<ClientRequest, ExarError>, _ line: ByteBuffer) {
         switch parsed {
-        case .success(.publish):
+        case .success(.publish), .success(.publishIf):
             database.publishCounters.rejected(.notConnected)
         case .failure where line.readableBytesView.starts(with: "Publish".utf8):
             database.publishCounters.rejected(.parse)
@@ -378,7 +397,7 @@ extension ClientRequest {
     var waitsForEarlierAnswers: Bool {
         switch self {
         case .connect, .select, .drop, .subscribe, .authenticate, .locate: true
-        case .publish, .unsubscribe, .serverMessage: false
+        case .publish, .publishIf, .unsubscribe, .serverMessage: false
         }
     }
 }

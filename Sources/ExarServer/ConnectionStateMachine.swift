@@ -22,6 +22,8 @@ struct ConnectionStateMachine {
         case authenticated
         /// Validate this event and append it to the current burst.
         case publish(PublishFields)
+        /// Validate this conditional event and hand it to the collection as a burst of its own.
+        case publishIf(tag: String, expectedId: UInt64, PublishFields, tagIsValid: Bool)
         /// Start the subscription and answer `Subscribed`.
         case subscribe(Query)
         /// Answer `Located` with the offset of the first event at or after this time.
@@ -72,6 +74,8 @@ struct ConnectionStateMachine {
             return authenticated ? .drop(collection: collection) : .answerError(.authentication)
         case (.bound, .publish(let fields)):
             return .publish(fields)
+        case (.bound, .publishIf(let tag, let expectedId, let fields, let tagIsValid)):
+            return .publishIf(tag: tag, expectedId: expectedId, fields, tagIsValid: tagIsValid)
         case (.bound, .subscribe(let query)):
             return .subscribe(query)
         case (.bound, .locate(let timestamp)):

@@ -13,6 +13,8 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
     /// The bursts of one loop turn for one collection.
     final class Batch {
         var collection: ExarCore.Collection?
+        /// A conditional burst's condition: then the batch holds that burst alone.
+        var condition: PublishCondition?
         var bursts: [(burst: ConnectionHandler.Burst, handler: ConnectionHandler)] = []
     }
 
@@ -29,11 +31,14 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
     /// Adds a burst; it is handed over after the connections ready in this loop turn have read.
     func add(_ burst: ConnectionHandler.Burst, from handler: ConnectionHandler, to collection: ExarCore.Collection) {
         eventLoop.preconditionInEventLoop()
-        if let batch = pending.first(where: { $0.collection === collection }) {
+        // A conditional burst is a call of its own, and the collection's later bursts go after
+        // it: the calls reach the collection in the order the bursts came.
+        if burst.condition == nil, let batch = pending.last(where: { $0.collection === collection }), batch.condition == nil {
             batch.bursts.append((burst, handler))
         } else {
             let batch = spare.popLast() ?? Batch()
             batch.collection = collection
+            batch.condition = burst.condition
             batch.bursts.append((burst, handler))
             pending.append(batch)
         }
@@ -52,27 +57,34 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
             let bound = NIOLoopBound(batch, eventLoop: eventLoop)
             let eventLoop = self.eventLoop
             let batcher = NIOLoopBound(self, eventLoop: eventLoop)
-            do {
-                try collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
-                    for (burst, _) in batch.bursts {
-                        for index in burst.lines.indices {
-                            let publish = burst.fields[index]
-                            try burst.lines[index].withUnsafeReadableBytes { (bytes) throws(ExarError) in
-                                try appender.appendValidated(
-                                    timestamp: publish.timestamp,
-                                    tags: UnsafeRawBufferPointer(rebasing: bytes[publish.tags]),
-                                    data: UnsafeRawBufferPointer(rebasing: bytes[publish.data]))
-                            }
+            // A local function, not a closure value: passed as a non-escaping argument, it needs no allocation.
+            func fill(_ appender: inout PublishAppender) throws(ExarError) {
+                for (burst, _) in batch.bursts {
+                    for index in burst.lines.indices {
+                        let publish = burst.fields[index]
+                        try burst.lines[index].withUnsafeReadableBytes { (bytes) throws(ExarError) in
+                            try appender.appendValidated(
+                                timestamp: publish.timestamp,
+                                tags: UnsafeRawBufferPointer(rebasing: bytes[publish.tags]),
+                                data: UnsafeRawBufferPointer(rebasing: bytes[publish.data]))
                         }
                     }
-                }, completion: { result in
-                    // Written in place (on this loop) or by the collection's writer thread.
-                    if eventLoop.inEventLoop {
-                        batcher.value.distribute(result, bound.value)
-                    } else {
-                        eventLoop.execute { batcher.value.distribute(result, bound.value) }
-                    }
-                })
+                }
+            }
+            let completion = { @Sendable (result: PublishResult) in
+                // Written in place (on this loop) or by the collection's writer thread.
+                if eventLoop.inEventLoop {
+                    batcher.value.distribute(result, bound.value)
+                } else {
+                    eventLoop.execute { batcher.value.distribute(result, bound.value) }
+                }
+            }
+            do {
+                if let condition = batch.condition {
+                    try collection.publish(expecting: condition, fill, completion: completion)
+                } else {
+                    try collection.publish(fill, completion: completion)
+                }
             } catch {
                 distribute(PublishResult(firstId: 0, storedCount: 0, error: error), batch)
             }
@@ -94,6 +106,7 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
         }
         batch.bursts.removeAll(keepingCapacity: true)
         batch.collection = nil
+        batch.condition = nil
         spare.append(batch)
     }
 }

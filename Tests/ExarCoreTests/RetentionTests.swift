@@ -143,11 +143,13 @@ import Testing
 
     @Test func ageDeletesOnlyAnOldPrefixOfSealedSegments() async throws {
         let folder = TemporaryFolder()
-        let database = try openDatabase(folder, RetentionPolicy(maxAgeMilliseconds: 60_000))
+        // Half an hour: a sanitizer build on a busy machine took 100 s to get here, and with a
+        // minute's age the "new" events had become old too.
+        let database = try openDatabase(folder, RetentionPolicy(maxAgeMilliseconds: 1_800_000))
         defer { database.close() }
         let collection = try database.collection("c")
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
-        let old = now - 3_600_000
+        let old = now - 7_200_000
         func publish(_ count: Int, at timestamp: UInt64) async throws -> ClosedRange<UInt64> {
             var ids: ClosedRange<UInt64>?
             for start in stride(from: 0, to: count, by: 100) {
