@@ -160,6 +160,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     registerLocateBenchmark()
+    registerTagSearchBenchmarks()
 
     nonisolated(unsafe) var liveState: (Database, ExarCore.Collection, CountingSink)?
     Benchmark("live tail: publish call to delivery, 1 event",
