@@ -13,6 +13,7 @@ public final class Collection: Sendable {
     private let scanners: [Scanner]
     private let nextScanner = Atomic<Int>(0)
     private let dropped = Atomic<Bool>(false)
+    let groupRegistry = Locked(GroupRegistry())
 
     init(name: String, directory: String, configuration: CollectionConfiguration,
          logHandler: DatabaseLogHandler?, retention: RetentionService? = nil) throws(ExarError) {
@@ -289,6 +290,7 @@ public final class Collection: Sendable {
     /// Writes what is pending, seals the active segment, ends subscriptions with
     /// ``SubscriptionEnd/closed`` and stops the collection's threads. Later publishes fail.
     public func close() {
+        closeGroups(persist: true, end: .closed)
         log.retention?.unregister(log)
         log.close()
         for scanner in scanners { scanner.stop(ending: .closed) }
@@ -303,6 +305,7 @@ public final class Collection: Sendable {
     /// subscriptions end with ``SubscriptionEnd/endOfStream``. Returns once its threads are done.
     func drop() {
         dropped.store(true, ordering: .releasing)
+        closeGroups(persist: false, end: .endOfStream)
         log.retention?.unregister(log)
         log.close()
         for scanner in scanners { scanner.stop(ending: .endOfStream) }

@@ -59,6 +59,21 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var keepsEverything: Bool { maxBytes == 0 && maxAgeMilliseconds == 0 }
 }
 
+/// How a collection's consumer groups redeliver (`groups = { ack_wait_in_ms = 30000, max_deliver = 5 }`).
+public struct GroupSettings: Sendable, Equatable {
+    /// How long a member may hold an event without acknowledging it before it goes to another
+    /// member (`ack_wait_in_ms`).
+    public var ackWaitMilliseconds: Int
+    /// Deliveries of one event after which, unacknowledged, it is parked (`max_deliver`).
+    public var maxDeliver: Int
+
+    /// Creates settings; the defaults are 30 s and 5 deliveries.
+    public init(ackWaitMilliseconds: Int = 30_000, maxDeliver: Int = 5) {
+        self.ackWaitMilliseconds = ackWaitMilliseconds
+        self.maxDeliver = maxDeliver
+    }
+}
+
 /// The settings of one collection.
 public struct CollectionConfiguration: Sendable, Equatable {
     /// The size of every segment file in bytes (`segment_size`), 64 MiB by default.
@@ -78,6 +93,8 @@ public struct CollectionConfiguration: Sendable, Equatable {
     public var logsPath: String?
     /// What is kept (`retention`); by default everything.
     public var retention: RetentionPolicy
+    /// How its consumer groups redeliver (`groups`).
+    public var groups = GroupSettings()
     /// How many tags' last ids the collection remembers for conditional publishes (tests set it lower).
     package var tagCacheCapacity = 65_536
 
@@ -118,6 +135,12 @@ public struct CollectionConfiguration: Sendable, Equatable {
         }
         if scanners.count < 1 || scanners.count > 256 {
             throw fail("scanners.nr_of_scanners", "must be between 1 and 256, got \(scanners.count)")
+        }
+        if groups.ackWaitMilliseconds < 1 || groups.ackWaitMilliseconds > 86_400_000 {
+            throw fail("groups.ack_wait_in_ms", "must be between 1 and 86400000, got \(groups.ackWaitMilliseconds)")
+        }
+        if groups.maxDeliver < 1 || groups.maxDeliver > 1_000_000 {
+            throw fail("groups.max_deliver", "must be between 1 and 1000000, got \(groups.maxDeliver)")
         }
         if scanners.sleepTimeMilliseconds < 1 {
             throw fail("scanners.sleep_time_in_ms", "must be at least 1, got \(scanners.sleepTimeMilliseconds)")

@@ -160,6 +160,11 @@ struct ExarConfig: Equatable {
             }
             try retention.rejectUnknownKeys()
         }
+        if var groups = try reader.table("groups") {
+            if let wait = try groups.int("ack_wait_in_ms") { configuration.groups.ackWaitMilliseconds = wait }
+            if let deliver = try groups.int("max_deliver") { configuration.groups.maxDeliver = deliver }
+            try groups.rejectUnknownKeys()
+        }
         do {
             try configuration.validate()
         } catch {

@@ -1,0 +1,187 @@
+import ExarModel
+
+/// The durable bookkeeping of one consumer group, without members, threads or files.
+///
+/// Every matching event below `readNext` was taken from the log at least once. Of those, the
+/// ones in `pending` are not yet acknowledged (delivered and in flight, or waiting in `ready` to
+/// be delivered again); the ones in `parked` went out `max_deliver` times without an
+/// acknowledgement; every other one is acknowledged (or was lost to retention). So the
+/// acknowledged floor is the id before the smallest pending one (or before `readNext`), and the
+/// acknowledgements above it are exactly the ids between the floor and `readNext` that are not
+/// pending: keeping the pending ones keeps the acknowledgements, in a size bounded by what the
+/// members may hold in flight, however long the group runs.
+struct GroupState: Equatable {
+    struct Pending: Equatable {
+        /// How many times it was handed to a member.
+        var deliveries: UInt32
+        /// The member holding it (``ConsumerGroup`` numbers them), `-1` while it waits in `ready`.
+        var member: Int = -1
+        /// When its delivery times out (monotonic ms), meaningful while a member holds it.
+        var deadline: UInt64 = 0
+    }
+
+    /// The tag the group reads (`nil`: every event).
+    var tag: [UInt8]?
+    /// The next id to take from the log.
+    var readNext: UInt64
+    var pending: [UInt64: Pending] = [:]
+    /// Pending ids waiting for a member, sorted descending (the smallest is taken first, from the end).
+    private(set) var ready: [UInt64] = []
+    /// Parked ids and their deliveries.
+    var parked: [UInt64: UInt32] = [:]
+    /// Counters, kept with the state: events lost to retention, deliveries after the first,
+    /// events parked.
+    var lost: UInt64 = 0
+    var redelivered: UInt64 = 0
+    var parkedTotal: UInt64 = 0
+    /// Pending ids in increasing order (ids leave `pending` in any order: they are dropped from
+    /// the front lazily, and the array is rebuilt when it holds too many that left).
+    private var order: [UInt64] = []
+    private var orderHead = 0
+
+    /// At most this many parked events are kept; beyond it the oldest parked one is discarded.
+    static let maximumParked = 100_000
+
+    init(tag: [UInt8]?, readNext: UInt64) {
+        self.tag = tag
+        self.readNext = max(readNext, 1)
+    }
+
+    static func == (lhs: GroupState, rhs: GroupState) -> Bool {
+        lhs.tag == rhs.tag && lhs.readNext == rhs.readNext && lhs.parked == rhs.parked
+            && lhs.pending.mapValues(\.deliveries) == rhs.pending.mapValues(\.deliveries)
+            && lhs.lost == rhs.lost && lhs.redelivered == rhs.redelivered && lhs.parkedTotal == rhs.parkedTotal
+    }
+
+    // MARK: Floor
+
+    /// Every matching event up to it is acknowledged, parked or lost.
+    mutating func ackedFloor() -> UInt64 {
+        while orderHead < order.count && pending[order[orderHead]] == nil { orderHead += 1 }
+        if orderHead == order.count {
+            order.removeAll(keepingCapacity: true)
+            orderHead = 0
+            return readNext - 1
+        }
+        return order[orderHead] - 1
+    }
+
+    // MARK: Changes
+
+    /// `id`, just taken from the log (`readNext` moves past it), is pending: held by `member`
+    /// (its first delivery), or, with `member < 0`, waiting in `ready`.
+    mutating func took(_ id: UInt64, member: Int, deadline: UInt64) {
+        readNext = max(readNext, id + 1)
+        pending[id] = Pending(deliveries: member >= 0 ? 1 : 0, member: member, deadline: deadline)
+        order.append(id)
+        if member < 0 { insertReady(id) }
+        compactOrderIfNeeded()
+    }
+
+    /// The smallest id waiting for a member, without taking it.
+    var nextReady: UInt64? { ready.last }
+
+    /// Takes the smallest waiting id and records its delivery to `member`.
+    mutating func deliverReady(to member: Int, deadline: UInt64) -> UInt64? {
+        guard let id = ready.popLast() else { return nil }
+        guard var entry = pending[id] else { return deliverReady(to: member, deadline: deadline) }
+        if entry.deliveries > 0 { redelivered += 1 }
+        entry.deliveries += 1
+        entry.member = member
+        entry.deadline = deadline
+        pending[id] = entry
+        return id
+    }
+
+    /// A waiting id that can no longer be read (retention deleted it): counted as lost.
+    mutating func dropReady(_ id: UInt64) {
+        if let index = ready.lastIndex(of: id) { ready.remove(at: index) }
+        if pending.removeValue(forKey: id) != nil { lost += 1 }
+    }
+
+    /// Acknowledges `id`; returns whether it was pending.
+    @discardableResult
+    mutating func acknowledge(_ id: UInt64) -> Bool {
+        pending.removeValue(forKey: id) != nil
+    }
+
+    /// Takes `id` back from the member that held it (its delivery timed out, or the member left):
+    /// parked if it went out `maxDeliver` times, else waiting for the next member.
+    mutating func release(_ id: UInt64, maxDeliver: UInt32) {
+        guard var entry = pending[id] else { return }
+        if entry.deliveries >= maxDeliver {
+            pending.removeValue(forKey: id)
+            park(id, deliveries: entry.deliveries)
+        } else {
+            entry.member = -1
+            pending[id] = entry
+            insertReady(id)
+        }
+    }
+
+    private mutating func park(_ id: UInt64, deliveries: UInt32) {
+        parked[id] = deliveries
+        parkedTotal += 1
+        if parked.count > Self.maximumParked, let oldest = parked.keys.min() {
+            parked.removeValue(forKey: oldest)
+        }
+    }
+
+    /// Parked events back to the group, to be delivered again with a fresh count (`nil`: all).
+    /// Returns how many.
+    mutating func unpark(_ ids: [UInt64]?) -> Int {
+        let chosen = (ids ?? Array(parked.keys)).filter { parked[$0] != nil }.sorted()
+        for id in chosen {
+            parked.removeValue(forKey: id)
+            pending[id] = Pending(deliveries: 0)
+            insertReady(id)
+        }
+        if !chosen.isEmpty { rebuildOrder() }
+        return chosen.count
+    }
+
+    /// Discards parked events (`nil`: all); returns how many.
+    mutating func discardParked(_ ids: [UInt64]?) -> Int {
+        guard let ids else {
+            defer { parked.removeAll() }
+            return parked.count
+        }
+        return ids.reduce(0) { count, id in count + (parked.removeValue(forKey: id) != nil ? 1 : 0) }
+    }
+
+    /// Retention deleted every id below `firstRetained`: what was not yet read is skipped, and
+    /// pending ids below it are lost when their turn comes (``dropReady(_:)``).
+    mutating func skip(to firstRetained: UInt64) {
+        guard readNext < firstRetained else { return }
+        lost += firstRetained - readNext
+        readNext = firstRetained
+    }
+
+    /// After a restart: nothing is held by a member, every pending id waits.
+    mutating func releaseAllForRestart() {
+        ready = pending.keys.sorted(by: >)
+        for id in ready { pending[id]?.member = -1 }
+        rebuildOrder()
+    }
+
+    private mutating func insertReady(_ id: UInt64) {
+        // Descending: find the first index whose id is smaller than `id`.
+        var low = 0
+        var high = ready.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ready[mid] > id { low = mid + 1 } else { high = mid }
+        }
+        if low < ready.count && ready[low] == id { return }
+        ready.insert(id, at: low)
+    }
+
+    private mutating func compactOrderIfNeeded() {
+        if order.count - orderHead > 2 * pending.count + 1024 { rebuildOrder() }
+    }
+
+    private mutating func rebuildOrder() {
+        order = pending.keys.sorted()
+        orderHead = 0
+    }
+}
