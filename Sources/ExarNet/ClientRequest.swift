@@ -24,6 +24,10 @@ public enum ClientRequest: Sendable, Equatable {
     case unsubscribe
     /// `Locate\t<timestamp ms>` (extension): the offset from which a subscription starts at that time.
     case locate(timestamp: UInt64)
+    /// `Join\t<group>\t<offset>\t<max in flight>[\t<tag>]` (extension): a member of a consumer group.
+    case join(group: String, offset: UInt64, maxInFlight: UInt64, tag: String?)
+    /// `Ack\t<id>` (extension): acknowledges a group member's events up to the id.
+    case ack(UInt64)
     /// A well-formed message of the server's own kinds (`Connected`, `Event`, ...): never valid from a client.
     case serverMessage
 
@@ -104,6 +108,14 @@ extension ClientRequest {
             } catch {
                 return .failure(error)
             }
+        }
+    }
+
+    /// Whether `line` starts with `Ack` as its message type (handled at once during a group stream).
+    public static func isAck(_ line: ByteBuffer) -> Bool {
+        line.withUnsafeReadableBytes { raw in
+            raw.count >= 3 && raw[0] == UInt8(ascii: "A") && raw[1] == UInt8(ascii: "c") && raw[2] == UInt8(ascii: "k")
+                && (raw.count == 3 || raw[3] == UInt8(ascii: "\t") || raw[3] == UInt8(ascii: "\r"))
         }
     }
 
@@ -199,6 +211,15 @@ extension ClientRequest {
             return .drop(collection: outer.string(collection))
         case "Unsubscribe":
             return .unsubscribe
+        case "Join":
+            var fields = try outer.data(parts: 4)
+            let group = try fields.field()
+            let offset = try fields.uint64()
+            let maxInFlight = try fields.uint64()
+            let tag = fields.nextPart().map(fields.string)
+            return .join(group: fields.string(group), offset: offset, maxInFlight: maxInFlight, tag: tag)
+        case "Ack":
+            return .ack(try outer.uint64())
         case "Locate":
             return .locate(timestamp: try outer.uint64())
         case "Connected", "Subscribed", "EndOfEventStream", "Authenticated", "Selected", "Dropped":

@@ -45,10 +45,12 @@ extension ConnectionHandler {
         }
     }
 
-    /// `Unsubscribe` while a stream runs: it ends after the events already handed over.
+    /// `Unsubscribe` while a stream runs: it ends after the events already handed over (a group
+    /// member leaves, its unacknowledged events going to the others).
     func unsubscribe() {
         unsubscribeRequested = true
         subscription?.end(after: 0)
+        membership?.leave()
     }
 
     /// Writes one chunk of encoded events and resumes the subscription if the channel has room.
@@ -64,6 +66,7 @@ extension ConnectionHandler {
     func resumeStreamIfPaused() {
         guard let sink, sink.pausedByDemand.exchange(false, ordering: .acquiringAndReleasing) else { return }
         subscription?.resume()
+        membership?.resume()
     }
 
     /// The stream ended: `EndOfEventStream` and the connection takes lines again, or
@@ -72,6 +75,7 @@ extension ConnectionHandler {
         guard let context, let sink, sink === sender else { return }
         self.sink = nil
         subscription = nil
+        membership = nil
         unsubscribeRequested = false
         machine.streamEnded()
         var out = context.channel.allocator.buffer(capacity: 32)
@@ -86,6 +90,56 @@ extension ConnectionHandler {
             out.writeError(.eventStream(.closed))
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+/// Consumer groups: `Join` starts a member's stream, `Ack` lines are taken while it runs.
+extension ConnectionHandler {
+    func startGroupStream(group: String, offset: UInt64, maxInFlight: UInt64, tag: String?, context: ChannelHandlerContext) {
+        guard let collection else { return }
+        var out = context.channel.allocator.buffer(capacity: 16)
+        let sink = StreamSink(handler: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
+        sink.writable.store(context.channel.isWritable, ordering: .relaxed)
+        let membership: GroupMembership
+        do throws(ExarError) {
+            guard !collection.isDropped else { throw .connection("") }
+            // Events handed over during the join reach this loop after `Subscribed` (they hop here).
+            membership = try collection.join(group: group, offset: offset, maxInFlight: Int(clamping: min(maxInFlight, UInt64(Int.max))),
+                                             tag: tag, sink: sink)
+        } catch {
+            out.writeError(clientFacing(error))
+            write(out, context)
+            return
+        }
+        self.membership = membership
+        self.sink = sink
+        unsubscribeRequested = false
+        machine.streamStarted()
+        blocked = true
+        out.writeSubscribed()
+        write(out, context)
+        flushIfNeeded(context)
+        if inputClosed { membership.leave() }
+        if let index = waiting[waitingHead...].firstIndex(where: ClientRequest.isUnsubscribe) {
+            waitingBytes -= Self.waitingCost(waiting[index])
+            waiting.remove(at: index)
+            unsubscribe()
+        }
+    }
+
+    /// An `Ack` during a group stream: no answer, unless it cannot be parsed.
+    func acknowledge(_ line: ByteBuffer, _ membership: GroupMembership, context: ChannelHandlerContext) {
+        switch ClientRequest.parse(line) {
+        case .success(.ack(let id)):
+            membership.ack(upTo: id)
+        case .success:
+            break
+        case .failure(let error):
+            var out = context.channel.allocator.buffer(capacity: 48)
+            out.writeError(error)
+            write(out, context)
+            flushIfNeeded(context)
         }
     }
 }

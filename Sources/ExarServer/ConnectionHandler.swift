@@ -46,6 +46,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A line over the limit, answered once the lines before it are handled.
     var framingError: LineTooLongError?
     var subscription: Subscription?
+    /// The consumer group this connection is a member of, while its stream runs.
+    var membership: GroupMembership?
     /// Bytes of the lines in `waiting` (each counted with a little overhead).
     var waitingBytes = 0
     /// The running stream was asked to end (`Unsubscribe`, or the input closed).
@@ -79,12 +81,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         // (also when the stream's end could not reach this loop because it was shutting down).
         subscription?.cancel()
         subscription = nil
+        membership?.leave()
+        membership = nil
         sink = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         subscription?.cancel()
         subscription = nil
+        membership?.leave()
+        membership = nil
         context.fireChannelInactive()
     }
 
@@ -125,6 +131,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 unsubscribe()
                 return
             }
+            if let membership, ClientRequest.isAck(line) {
+                acknowledge(line, membership, context: context)
+                return
+            }
             appendWaiting(context.channel.allocator.buffer(buffer: line))
         } else if blocked || waitingHead < waiting.count {
             appendWaiting(line)
@@ -147,6 +157,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         if machine.isStreaming, let collection {
             subscription?.end(after: collection.lastId)
+            // A member that can no longer acknowledge leaves; its events go to the others.
+            membership?.leave()
         }
         submitBurst()
         writeFinishedAnswers()
@@ -300,6 +312,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             write(out, context)
         case .subscribe(let query):
             startStream(query, context: context)
+        case .join(let group, let offset, let maxInFlight, let tag):
+            startGroupStream(group: group, offset: offset, maxInFlight: maxInFlight, tag: tag, context: context)
         case .locate(let timestamp):
             locate(timestamp, context: context)
         }
@@ -396,8 +410,8 @@ extension ClientRequest {
     /// Whether the message is answered only after every earlier answer of its connection.
     var waitsForEarlierAnswers: Bool {
         switch self {
-        case .connect, .select, .drop, .subscribe, .authenticate, .locate: true
-        case .publish, .publishIf, .unsubscribe, .serverMessage: false
+        case .connect, .select, .drop, .subscribe, .join, .authenticate, .locate: true
+        case .publish, .publishIf, .unsubscribe, .ack, .serverMessage: false
         }
     }
 }

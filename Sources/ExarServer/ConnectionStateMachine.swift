@@ -26,6 +26,8 @@ struct ConnectionStateMachine {
         case publishIf(tag: String, expectedId: UInt64, PublishFields, tagIsValid: Bool)
         /// Start the subscription and answer `Subscribed`.
         case subscribe(Query)
+        /// Join the consumer group and answer `Subscribed`.
+        case join(group: String, offset: UInt64, maxInFlight: UInt64, tag: String?)
         /// Answer `Located` with the offset of the first event at or after this time.
         case locate(timestamp: UInt64)
         /// Answer this error; the connection stays usable.
@@ -78,6 +80,8 @@ struct ConnectionStateMachine {
             return .publishIf(tag: tag, expectedId: expectedId, fields, tagIsValid: tagIsValid)
         case (.bound, .subscribe(let query)):
             return .subscribe(query)
+        case (.bound, .join(let group, let offset, let maxInFlight, let tag)):
+            return .join(group: group, offset: offset, maxInFlight: maxInFlight, tag: tag)
         case (.bound, .locate(let timestamp)):
             return .locate(timestamp: timestamp)
         default:
