@@ -75,7 +75,8 @@ final class ConsumerGroup: @unchecked Sendable {
     }
 
     let name: String
-    private let collection: Collection
+    /// Unowned: the collection holds its groups (a member that outlives it finds the group closed first).
+    private unowned let collection: Collection
     private let settings: GroupSettings
     private let syncWrites: Bool
     private let saveDelay: DispatchTimeInterval
