@@ -21,6 +21,8 @@ final class ServerProcess {
             logs_path = "\(folder)/data"
             [server]
             port = \(port)
+            [http]
+            port = 0
             """.write(toFile: folder + "/exar-db.toml", atomically: true, encoding: .utf8)
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
