@@ -8,24 +8,29 @@ import NIOCore
 /// thread); what a sink sends is taken only while it is this connection's current sink.
 extension ConnectionHandler {
     func startStream(_ query: Query, context: ChannelHandlerContext) {
+        beginStream(context) { collection, sink throws(ExarError) in
+            self.subscription = try collection.subscribe(query, sink: sink)
+        }
+    }
+
+    /// Starts a stream: `open` creates the subscription or membership feeding `sink` (an error
+    /// answers the client instead); then `Subscribed`, and an input already closed or an
+    /// `Unsubscribe` already waiting takes effect.
+    private func beginStream(_ context: ChannelHandlerContext,
+                             _ open: (Collection, StreamSink) throws(ExarError) -> Void) {
         guard let collection else { return }
         var out = context.channel.allocator.buffer(capacity: 16)
-        guard !collection.isDropped else {
-            out.writeError(.connection(""))
-            write(out, context)
-            return
-        }
         let sink = StreamSink(handler: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
         sink.writable.store(context.channel.isWritable, ordering: .relaxed)
-        let subscription: Subscription
-        do {
-            subscription = try collection.subscribe(query, sink: sink)
+        do throws(ExarError) {
+            guard !collection.isDropped else { throw .connection("") }
+            // Events handed over while it starts reach this loop after `Subscribed` (they hop here).
+            try open(collection, sink)
         } catch {
             out.writeError(clientFacing(error))
             write(out, context)
             return
         }
-        self.subscription = subscription
         self.sink = sink
         unsubscribeRequested = false
         machine.streamStarted()
@@ -33,16 +38,22 @@ extension ConnectionHandler {
         out.writeSubscribed()
         write(out, context)
         flushIfNeeded(context)
-        if inputClosed {
-            // Nothing more can come from the client: a live stream ends once it is caught up.
-            subscription.end(after: collection.lastId)
-        }
+        if inputClosed { endStreamForClosedInput() }
         // An `Unsubscribe` read before the stream started (behind this line) takes effect now.
         if let index = waiting[waitingHead...].firstIndex(where: ClientRequest.isUnsubscribe) {
             waitingBytes -= Self.waitingCost(waiting[index])
             waiting.remove(at: index)
             unsubscribe()
         }
+    }
+
+    /// Nothing more can come from the client: a live stream ends once it has delivered what is
+    /// stored now, and a group member, which can no longer acknowledge, leaves (its events go to
+    /// the others).
+    func endStreamForClosedInput() {
+        guard let collection else { return }
+        subscription?.end(after: collection.lastId)
+        membership?.leave()
     }
 
     /// `Unsubscribe` while a stream runs: it ends after the events already handed over (a group
@@ -97,34 +108,9 @@ extension ConnectionHandler {
 /// Consumer groups: `Join` starts a member's stream, `Ack` lines are taken while it runs.
 extension ConnectionHandler {
     func startGroupStream(group: String, offset: UInt64, maxInFlight: UInt64, tag: String?, context: ChannelHandlerContext) {
-        guard let collection else { return }
-        var out = context.channel.allocator.buffer(capacity: 16)
-        let sink = StreamSink(handler: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
-        sink.writable.store(context.channel.isWritable, ordering: .relaxed)
-        let membership: GroupMembership
-        do throws(ExarError) {
-            guard !collection.isDropped else { throw .connection("") }
-            // Events handed over during the join reach this loop after `Subscribed` (they hop here).
-            membership = try collection.join(group: group, offset: offset, maxInFlight: Int(clamping: min(maxInFlight, UInt64(Int.max))),
-                                             tag: tag, sink: sink)
-        } catch {
-            out.writeError(clientFacing(error))
-            write(out, context)
-            return
-        }
-        self.membership = membership
-        self.sink = sink
-        unsubscribeRequested = false
-        machine.streamStarted()
-        blocked = true
-        out.writeSubscribed()
-        write(out, context)
-        flushIfNeeded(context)
-        if inputClosed { membership.leave() }
-        if let index = waiting[waitingHead...].firstIndex(where: ClientRequest.isUnsubscribe) {
-            waitingBytes -= Self.waitingCost(waiting[index])
-            waiting.remove(at: index)
-            unsubscribe()
+        beginStream(context) { collection, sink throws(ExarError) in
+            self.membership = try collection.join(group: group, offset: offset,
+                                                  maxInFlight: Int(clamping: min(maxInFlight, UInt64(Int.max))), tag: tag, sink: sink)
         }
     }
 

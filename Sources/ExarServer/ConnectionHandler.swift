@@ -155,11 +155,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if framingError == nil && !closingAfterAnswers, let last = unframed.take(), last.readableBytes > 0 {
             receive(last, context: context)
         }
-        if machine.isStreaming, let collection {
-            subscription?.end(after: collection.lastId)
-            // A member that can no longer acknowledge leaves; its events go to the others.
-            membership?.leave()
-        }
+        if machine.isStreaming { endStreamForClosedInput() }
         submitBurst()
         writeFinishedAnswers()
         flushIfNeeded(context)

@@ -76,12 +76,12 @@ extension Collection {
     /// Delivers parked events of group `name` again, with a fresh count (`nil`: all of them).
     /// Returns how many, `nil` when there is no such group.
     public func redeliverParked(group name: String, ids: [UInt64]?) -> Int? {
-        existingGroup(name)?.withState { state, _ in state.unpark(ids) }
+        existingGroup(name)?.changeState { $0.unpark(ids) }
     }
 
     /// Discards parked events of group `name` (`nil`: all). Returns how many, `nil` when there is no such group.
     public func discardParked(group name: String, ids: [UInt64]?) -> Int? {
-        existingGroup(name)?.withState { state, _ in state.discardParked(ids) }
+        existingGroup(name)?.changeState { $0.discardParked(ids) }
     }
 
     /// Runs `body` on the loaded registry.

@@ -336,17 +336,24 @@ final class ConsumerGroup: @unchecked Sendable {
         queue.sync { write(snapshot, sync: syncWrites) }
     }
 
-    /// Runs `body` on the state with `lock` held; a change is saved and delivered.
-    func withState<Result>(_ body: (inout GroupState, [Member]) -> Result) -> Result {
+    /// Reads the state with `lock` held (`inout` only for the floor's lazy bookkeeping).
+    func readState<Result>(_ body: (inout GroupState, [Member]) -> Result) -> Result {
         lock.lock()
         defer { lock.unlock() }
-        let before = state
-        let result = body(&state, members)
-        if state != before {
+        return body(&state, members)
+    }
+
+    /// Changes the state with `lock` held; `body` returns how many events it changed, and any
+    /// change is saved and delivered.
+    func changeState(_ body: (inout GroupState) -> Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let changed = body(&state)
+        if changed > 0 {
             scheduleSave()
             pump()
         }
-        return result
+        return changed
     }
 
     // MARK: Lifecycle
@@ -428,7 +435,7 @@ public struct GroupStatistics: Sendable, Equatable {
 
 extension ConsumerGroup {
     var statistics: GroupStatistics {
-        withState { state, members in
+        readState { state, members in
             GroupStatistics(
                 name: name, tag: state.tag.map { String(decoding: $0, as: UTF8.self) }, ackedFloor: state.ackedFloor(),
                 position: state.readNext - 1, members: members.count, inFlight: members.reduce(0) { $0 + $1.inFlight.count },

@@ -10,8 +10,8 @@ import ExarModel
 /// acknowledgements above it are exactly the ids between the floor and `readNext` that are not
 /// pending: keeping the pending ones keeps the acknowledgements, in a size bounded by what the
 /// members may hold in flight, however long the group runs.
-struct GroupState: Equatable {
-    struct Pending: Equatable {
+struct GroupState {
+    struct Pending {
         /// How many times it was handed to a member.
         var deliveries: UInt32
         /// The member holding it (``ConsumerGroup`` numbers them), `-1` while it waits in `ready`.
@@ -45,12 +45,6 @@ struct GroupState: Equatable {
     init(tag: [UInt8]?, readNext: UInt64) {
         self.tag = tag
         self.readNext = max(readNext, 1)
-    }
-
-    static func == (lhs: GroupState, rhs: GroupState) -> Bool {
-        lhs.tag == rhs.tag && lhs.readNext == rhs.readNext && lhs.parked == rhs.parked
-            && lhs.pending.mapValues(\.deliveries) == rhs.pending.mapValues(\.deliveries)
-            && lhs.lost == rhs.lost && lhs.redelivered == rhs.redelivered && lhs.parkedTotal == rhs.parkedTotal
     }
 
     // MARK: Floor
