@@ -274,7 +274,8 @@ public final class Collection: Sendable {
             subscriptionsActive: subscriptionsPerScanner.reduce(0, +),
             syncs: counters.syncs.withLock { $0 },
             retentionDeletedSegments: counters.retentionDeletedSegments.load(ordering: .relaxed),
-            retentionDeletedBytes: counters.retentionDeletedBytes.load(ordering: .relaxed))
+            retentionDeletedBytes: counters.retentionDeletedBytes.load(ordering: .relaxed),
+            groups: groups)
     }
 
     /// The number of subscriptions each scanner holds.

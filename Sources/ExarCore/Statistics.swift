@@ -33,6 +33,8 @@ public struct CollectionStatistics: Sendable, Equatable {
     public var retentionDeletedSegments: UInt64 = 0
     /// Bytes of the files of those segments.
     public var retentionDeletedBytes: UInt64 = 0
+    /// The collection's consumer groups, by name.
+    public var groups: [GroupStatistics] = []
 }
 
 /// A histogram of durations in fixed buckets (upper bounds in seconds, the last one open).

@@ -109,6 +109,7 @@ public final class ExarHTTPServer: Service, Sendable {
         }
         addServerRoutes(to: router)
         addEventRoutes(to: router)
+        addGroupRoutes(to: router)
         addStreamRoute(to: router)
         addConsoleRoutes(to: router)
         return router

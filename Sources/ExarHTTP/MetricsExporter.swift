@@ -17,6 +17,8 @@ final class MetricsExporter: Sendable {
     private let seen = Locked<[String: UInt64]>([:])
     /// The collections of the last scrape, whose series go when a collection does.
     private let known = Locked<Set<String>>([])
+    /// The groups of the last scrape (collection and group name), whose series go with them.
+    private let knownGroups = Locked<Set<[String]>>([])
     /// Held for a whole scrape: counters move by differences from the last one.
     private let scrape = Locked<Int>(0)
 
@@ -39,36 +41,76 @@ final class MetricsExporter: Sendable {
     }
 
     private func update(collections: [CollectionStatistics], server: ServerStatistics, freeBytes: UInt64) {
-        gauge("exar_build_info", "The version of exar-db.", labels: [("version", version)]).set(to: 1)
+        gauge("exar_build_info", labels: [("version", version)]).set(to: 1)
         let names = Set(collections.map(\.name))
         let gone = known.withLock { known in
             defer { known = names }
             return known.subtracting(names)
         }
         for name in gone { forget(collection: name) }
+        updateGroups(collections)
         for collection in collections {
             let labels = [("collection", collection.name)]
-            count("exar_events_appended_total", "Events appended since the collection was opened.", labels, collection.eventsAppended)
-            count("exar_event_bytes_appended_total", "Bytes of tags and data appended.", labels, collection.eventBytesAppended)
-            count("exar_events_delivered_total", "Events handed to subscribers (each delivery counts).", labels, collection.eventsDelivered)
-            count("exar_retention_deleted_segments_total", "Segments retention deleted since the collection was opened.", labels,
+            count("exar_events_appended_total", labels, collection.eventsAppended)
+            count("exar_event_bytes_appended_total", labels, collection.eventBytesAppended)
+            count("exar_events_delivered_total", labels, collection.eventsDelivered)
+            count("exar_retention_deleted_segments_total", labels,
                   collection.retentionDeletedSegments)
-            count("exar_retention_deleted_bytes_total", "Bytes of the segment files retention deleted.", labels,
+            count("exar_retention_deleted_bytes_total", labels,
                   collection.retentionDeletedBytes)
-            gauge("exar_collection_first_id", "The first stored (retained) id (0 when empty).", labels: labels).set(to: Double(collection.firstId))
-            gauge("exar_collection_last_id", "The last stored id (0 when empty).", labels: labels).set(to: Double(collection.lastId))
-            gauge("exar_collection_size_bytes", "Bytes the collection's files take on disk.", labels: labels).set(to: Double(collection.bytesOnDisk))
-            gauge("exar_collection_segments", "Segment files of the collection.", labels: labels).set(to: Double(collection.segments))
-            gauge("exar_subscriptions_active", "Subscriptions running now.", labels: labels).set(to: Double(collection.subscriptionsActive))
+            gauge("exar_collection_first_id", labels: labels).set(to: Double(collection.firstId))
+            gauge("exar_collection_last_id", labels: labels).set(to: Double(collection.lastId))
+            gauge("exar_collection_size_bytes", labels: labels).set(to: Double(collection.bytesOnDisk))
+            gauge("exar_collection_segments", labels: labels).set(to: Double(collection.segments))
+            gauge("exar_subscriptions_active", labels: labels).set(to: Double(collection.subscriptionsActive))
         }
         for reason in PublishRejection.allCases {
-            count("exar_publish_rejected_total", "Publishes answered with an error, by reason.", [("reason", reason.rawValue)],
+            count("exar_publish_rejected_total", [("reason", reason.rawValue)],
                   server.publishRejected[reason] ?? 0)
         }
-        gauge("exar_connections_active", "Protocol connections open now.", labels: []).set(to: Double(server.connectionsActive))
-        count("exar_connections_opened_total", "Protocol connections accepted since the start.", [], server.connectionsOpened)
-        gauge("exar_disk_free_bytes", "Bytes free on the data folder's file system.", labels: []).set(to: Double(freeBytes))
+        gauge("exar_connections_active", labels: []).set(to: Double(server.connectionsActive))
+        count("exar_connections_opened_total", [], server.connectionsOpened)
+        gauge("exar_disk_free_bytes", labels: []).set(to: Double(freeBytes))
     }
+
+    private func updateGroups(_ collections: [CollectionStatistics]) {
+        var names = Set<[String]>()
+        for collection in collections {
+            for group in collection.groups {
+                names.insert([collection.name, group.name])
+                let labels = [("collection", collection.name), ("group", group.name)]
+                gauge("exar_group_acked_id",
+                      labels: labels).set(to: Double(group.ackedFloor))
+                gauge("exar_group_lag_events", labels: labels)
+                    .set(to: Double(collection.lastId > group.ackedFloor ? collection.lastId - group.ackedFloor : 0))
+                gauge("exar_group_members", labels: labels).set(to: Double(group.members))
+                gauge("exar_group_in_flight_events", labels: labels).set(to: Double(group.inFlight))
+                gauge("exar_group_parked_events", labels: labels).set(to: Double(group.parked.count))
+                count("exar_group_redelivered_total", labels, group.redelivered)
+                count("exar_group_parked_total", labels, group.parkedTotal)
+                count("exar_group_lost_total", labels, group.lost)
+            }
+        }
+        let gone = knownGroups.withLock { known in
+            defer { known = names }
+            return known.subtracting(names)
+        }
+        for key in gone {
+            let labels = [("collection", key[0]), ("group", key[1])]
+            for metric in Self.groupGaugeNames {
+                registry.unregisterGauge(registry.makeGauge(descriptor: Self.descriptor(metric), labels: labels))
+            }
+            for metric in Self.groupCounterNames {
+                registry.unregisterCounter(registry.makeCounter(descriptor: Self.descriptor(metric), labels: labels))
+                seen.withLock { $0[metric + "\u{0}" + key.joined(separator: "\u{0}")] = nil }
+            }
+        }
+    }
+
+    private static let groupGaugeNames = [
+        "exar_group_acked_id", "exar_group_lag_events", "exar_group_members", "exar_group_in_flight_events", "exar_group_parked_events",
+    ]
+    private static let groupCounterNames = ["exar_group_redelivered_total", "exar_group_parked_total", "exar_group_lost_total"]
 
     private static let counterNames = [
         "exar_events_appended_total", "exar_event_bytes_appended_total", "exar_events_delivered_total",
@@ -82,18 +124,18 @@ final class MetricsExporter: Sendable {
     private func forget(collection name: String) {
         let labels = [("collection", name)]
         for metric in Self.counterNames {
-            registry.unregisterCounter(registry.makeCounter(descriptor: Self.descriptor(metric, ""), labels: labels))
+            registry.unregisterCounter(registry.makeCounter(descriptor: Self.descriptor(metric), labels: labels))
             seen.withLock { $0[metric + "\u{0}" + name] = nil }
         }
         for metric in Self.gaugeNames {
-            registry.unregisterGauge(registry.makeGauge(descriptor: Self.descriptor(metric, ""), labels: labels))
+            registry.unregisterGauge(registry.makeGauge(descriptor: Self.descriptor(metric), labels: labels))
         }
     }
 
     /// Moves the counter to `value`: by the difference, or from zero when its source restarted
     /// (a collection dropped and made again).
-    private func count(_ name: String, _ help: String, _ labels: [(String, String)], _ value: UInt64) {
-        let counter = registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+    private func count(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
+        let counter = registry.makeCounter(descriptor: Self.descriptor(name), labels: labels)
         let key = name + "\u{0}" + labels.map(\.1).joined(separator: "\u{0}")
         let before = seen.withLock { seen -> UInt64 in
             defer { seen[key] = value }
@@ -107,14 +149,42 @@ final class MetricsExporter: Sendable {
         }
     }
 
-    private func gauge(_ name: String, _ help: String, labels: [(String, String)]) -> Gauge {
-        registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+    private func gauge(_ name: String, labels: [(String, String)]) -> Gauge {
+        registry.makeGauge(descriptor: Self.descriptor(name), labels: labels)
     }
 
-    /// The registry wants a name in parts; ours are whole (`exar_collection_last_id`).
-    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
-        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    /// The registry wants a name in parts; ours are whole (`exar_collection_last_id`). The help
+    /// text must be the same at every use of a name, unregistering included (the registry stops
+    /// the process otherwise), so it is looked up here.
+    private static func descriptor(_ name: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: helpTexts[name] ?? "")
     }
+
+    private static let helpTexts: [String: String] = [
+        "exar_build_info": "The version of exar-db.",
+        "exar_events_appended_total": "Events appended since the collection was opened.",
+        "exar_event_bytes_appended_total": "Bytes of tags and data appended.",
+        "exar_events_delivered_total": "Events handed to subscribers (each delivery counts).",
+        "exar_retention_deleted_segments_total": "Segments retention deleted since the collection was opened.",
+        "exar_retention_deleted_bytes_total": "Bytes of the segment files retention deleted.",
+        "exar_collection_first_id": "The first stored (retained) id (0 when empty).",
+        "exar_collection_last_id": "The last stored id (0 when empty).",
+        "exar_collection_size_bytes": "Bytes the collection's files take on disk.",
+        "exar_collection_segments": "Segment files of the collection.",
+        "exar_subscriptions_active": "Subscriptions running now.",
+        "exar_publish_rejected_total": "Publishes answered with an error, by reason.",
+        "exar_connections_active": "Protocol connections open now.",
+        "exar_connections_opened_total": "Protocol connections accepted since the start.",
+        "exar_disk_free_bytes": "Bytes free on the data folder's file system.",
+        "exar_group_acked_id": "Every event up to this id is acknowledged by the group (or parked or lost).",
+        "exar_group_lag_events": "The collection's last id minus the group's acknowledged id.",
+        "exar_group_members": "Members joined now.",
+        "exar_group_in_flight_events": "Events members hold unacknowledged.",
+        "exar_group_parked_events": "Events parked now.",
+        "exar_group_redelivered_total": "Deliveries of an event after its first.",
+        "exar_group_parked_total": "Events parked after max_deliver deliveries.",
+        "exar_group_lost_total": "Events retention deleted before the group acknowledged them.",
+    ]
 
     static func label(_ name: String, _ value: String) -> String {
         var escaped = ""

@@ -194,7 +194,7 @@ enum PostedEvents {
 }
 
 extension UInt8 {
-    fileprivate var isJSONWhitespace: Bool {
+    var isJSONWhitespace: Bool {
         self == 0x20 || self == 0x09 || self == 0x0A || self == 0x0D
     }
 }

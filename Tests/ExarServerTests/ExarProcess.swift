@@ -148,6 +148,9 @@ final class ExarProcess {
     }
 
     /// The server's log so far.
+    /// Whether the server process is still running.
+    var isRunning: Bool { process?.isRunning ?? false }
+
     var log: String {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     }

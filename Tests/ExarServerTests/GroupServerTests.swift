@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// The ids of `Event` lines.
-private func eventIds(_ lines: [String]) -> [UInt64] {
+func eventIds(_ lines: [String]) -> [UInt64] {
     lines.compactMap { line in
         let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
         return fields.first == "Event" && fields.count >= 2 ? UInt64(fields[1]) : nil

@@ -12,10 +12,10 @@ final class TestHTTPServer: @unchecked Sendable {
     var tcpPort: Int { process.port }
 
     init(username: String? = nil, password: String? = nil, maxLoginFailures: Int = 5,
-         maxBodyBytes: Int = 1 << 20) async throws {
+         maxBodyBytes: Int = 1 << 20, database: [String] = []) async throws {
         var server = ["max_login_failures = \(maxLoginFailures)", "max_line_bytes = \(maxBodyBytes)"]
         if let username, let password { server += ["username = \"\(username)\"", "password = \"\(password)\""] }
-        process = try ExarProcess(database: ["segment_size = 1048576"], server: server)
+        process = try ExarProcess(database: ["segment_size = 1048576"] + database, server: server)
         try await process.start()
         // The HTTP side starts beside the protocol port: wait until it logs its port and accepts.
         for _ in 0..<400 {

@@ -113,7 +113,7 @@ extension Collection {
     }
 
     /// A group name is a plain file name: 1-200 bytes, not `.` or `..`, no slash, space, tab or control character.
-    static func validateGroupName(_ name: String) throws(ExarError) {
+    public static func validateGroupName(_ name: String) throws(ExarError) {
         let bytes = Array(name.utf8)
         guard !bytes.isEmpty, bytes.count <= 200, name != ".", name != "..",
               !bytes.contains(where: { $0 == UInt8(ascii: "/") || $0 <= 0x20 || $0 == 0x7F })
