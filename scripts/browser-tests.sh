@@ -26,6 +26,9 @@ start_server() {
     rm -rf "$folder/data"
     {
         printf 'log4rs_path = "%s/none.toml"\n[database]\nlogs_path = "%s/data"\n' "$folder" "$folder"
+        # One delivery per event: what a member leaves unacknowledged is parked at once (the
+        # console's groups check).
+        printf 'groups = { ack_wait_in_ms = 3600000, max_deliver = 1 }\n'
         printf '[server]\nport = %s\n' "$port"
         [ $# -eq 2 ] && printf 'username = "%s"\npassword = "%s"\n' "$1" "$2"
         printf '[http]\nport = %s\n' "$http_port"

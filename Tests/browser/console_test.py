@@ -233,6 +233,7 @@ class Run:
         self.check("segments and verify", self.segments)
         self.check("the overview lists the collection", self.overview)
         self.check("jump to time reads from the located offset", self.jumps_to_time)
+        self.check("consumer groups: parked events redelivered, discarded, a group deleted", self.groups)
         self.check("drop with its confirm dialog", self.drops)
         self.check("the browser's console has no errors", self.console_clean)
 
@@ -423,6 +424,53 @@ class Run:
         if c.find("verify-result").get_attribute("data-ok") != "true":
             raise CheckFailed(f"Verify failed: {c.find('verify-result').text}")
         c.screenshot(self.args.screenshots, "segments")
+
+    def park_two(self, group):
+        """A member takes two events and disconnects unacknowledged: with max_deliver = 1 both are parked."""
+        member = self.server.tcp(self.name)
+        try:
+            member.send(f"Join\t{group}\t0\t2")
+            lines = [member.read() for _ in range(3)]
+            if lines[0] != "Subscribed" or not all(line.startswith("Event\t") for line in lines[1:]):
+                raise CheckFailed(f"Join answered {lines!r}")
+        finally:
+            member.close()
+
+    def groups(self):
+        c = self.console
+        group = "browser-workers"
+        self.park_two(group)
+        c.tab("groups")
+        cell = lambda hook: c.find(hook, name=group) if hook == "group-row" else c.find("group-row", name=group).find_element(*testid(hook))
+        refresh_until = lambda condition, message: c.wait(lambda: condition() or c.find("groups-refresh").click(), message)
+        refresh_until(lambda: c.find_all("group-row", name=group) and cell("group-parked").text == "2",
+                      lambda: f"the group does not show 2 parked events: {[row.text for row in c.find_all('group-row')]}")
+        if cell("group-members").text != "0":
+            raise CheckFailed(f"the group shows {cell('group-members').text} members, not 0")
+        c.screenshot(self.args.screenshots, "groups")
+        cell("group-redeliver").click()
+        c.wait(lambda: "2 parked events redelivered" in c.find("groups-result").text,
+               lambda: f"Redeliver said {c.find('groups-result').text!r}")
+        c.wait(lambda: cell("group-parked").text == "0", "the parked events are still shown after Redeliver")
+        answer = json.loads(self.server.request("GET", f"/api/v1/collections/{self.name}/groups/{group}"))
+        if answer["parked"] != 0 or answer["waiting"] != 2:
+            raise CheckFailed(f"after Redeliver the server has {answer}")
+        # The redelivered events go to the next member, which also leaves them: parked again, then discarded.
+        self.park_two(group)
+        refresh_until(lambda: cell("group-parked").text == "2", "the events are not parked again")
+        cell("group-discard").click()
+        c.wait(lambda: "2 parked events discarded" in c.find("groups-result").text,
+               lambda: f"Discard said {c.find('groups-result').text!r}")
+        c.wait(lambda: cell("group-parked").text == "0", "the parked events are still shown after Discard")
+        cell("group-delete").click()
+        c.wait(lambda: cell("group-delete").text == "Confirm delete", "Delete did not ask again")
+        cell("group-delete").click()
+        c.wait(lambda: not c.find_all("group-row", name=group), "the deleted group is still listed")
+        listed = json.loads(self.server.request("GET", f"/api/v1/collections/{self.name}/groups"))
+        if listed:
+            raise CheckFailed(f"the server still lists {listed}")
+        if "DELETE" not in c.log_text() or "/groups/" not in c.log_text():
+            raise CheckFailed("the message log does not show the group's DELETE")
 
     def overview(self):
         c = self.console

@@ -85,6 +85,10 @@ export const api = {
   drop: (name) => request('DELETE', collectionPath(name)),
   segments: (name) => request('GET', collectionPath(name, '/segments')),
   verify: (name) => request('POST', collectionPath(name, '/verify')),
+  groups: (name) => request('GET', collectionPath(name, '/groups')),
+  changeParked: (name, group, what) =>
+    request('POST', collectionPath(name, `/groups/${encodeURIComponent(group)}/${what}`), {}),
+  deleteGroup: (name, group) => request('DELETE', collectionPath(name, `/groups/${encodeURIComponent(group)}`)),
 };
 
 /** The export of a query: the whole answer from offset on (no limit), streamed by the server. */

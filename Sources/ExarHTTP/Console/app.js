@@ -2,7 +2,7 @@
 // and the message log; owns the tabs (role=tablist, arrow keys, Home, End).
 //
 // Stable hooks for browser tests (id and data-testid are the same unless noted):
-//   tab-overview, tab-browse, tab-live, tab-publish, tab-segments   the tabs (role=tab)
+//   tab-overview, tab-browse, tab-live, tab-publish, tab-segments, tab-groups   the tabs (role=tab)
 //   collection-name, collection-open      the collection name field and its Open button
 //   collection-row (data-name)            a row of the overview's collections table (data-testid only)
 //   collection-link (data-name)           a collection in the sidebar (data-testid only)
@@ -22,6 +22,9 @@
 //   publish-result (data-id once published), publish-id (data-testid only: the new id)
 //   segments-table, segment-row (data-testid only), segments-refresh, verify-button,
 //   verify-result (data-ok once verified)
+//   groups-table, groups-refresh, groups-result, group-row (data-name), inside it group-lag,
+//   group-members, group-parked, group-redeliver, group-discard, group-delete (data-testid only;
+//   Delete asks again on the same button: "Confirm delete")
 //   protocol-log, log-clear               the message log (an <ol>, one <li> per line)
 //   time-utc                              the UTC/local toggle
 
@@ -36,9 +39,10 @@ import { BrowseView } from './browse.js';
 import { LiveView } from './live.js';
 import { PublishView } from './publish.js';
 import { SegmentsView } from './segments.js';
+import { GroupsView } from './groups.js';
 import { Sidebar } from './sidebar.js';
 
-const COLLECTION_VIEWS = new Set(['browse', 'live', 'publish', 'segments']);
+const COLLECTION_VIEWS = new Set(['browse', 'live', 'publish', 'segments', 'groups']);
 
 function createContext() {
   const store = new Store();
@@ -123,6 +127,7 @@ function main() {
     live: new LiveView(ctx),
     publish: new PublishView(ctx),
     segments: new SegmentsView(ctx),
+    groups: new GroupsView(ctx),
   };
   const sidebar = new Sidebar(ctx);
   const tabs = setUpTabs(store);

@@ -2,7 +2,7 @@
 // so a link can be shared and a reload restores it. A further field (a future "since" for
 // jump-to-time, say) only needs an entry in DEFAULTS and a reader in the view that uses it.
 
-export const VIEWS = ['overview', 'browse', 'live', 'publish', 'segments'];
+export const VIEWS = ['overview', 'browse', 'live', 'publish', 'segments', 'groups'];
 
 const DEFAULTS = {
   view: 'overview',
