@@ -68,6 +68,14 @@ final class ClientHandler: ChannelDuplexHandler {
         readIfWithheld(context)
     }
 
+    /// An `Ack` of the group stream feeding `buffer`, while it runs (the server answers nothing).
+    func acknowledge(upTo id: UInt64, _ buffer: SubscriptionBuffer) {
+        guard case .running(let running) = stream, running === buffer, let context, failure == nil else { return }
+        var line = context.channel.allocator.buffer(capacity: 28)
+        line.writeAck(id)
+        context.writeAndFlush(wrapOutboundOut(line), promise: nil)
+    }
+
     /// The consumer of `buffer` took it below its low watermark.
     func subscriptionHasRoom(_ buffer: SubscriptionBuffer) {
         guard case .running(let running) = stream, running === buffer, let context else { return }

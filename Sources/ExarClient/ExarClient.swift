@@ -15,8 +15,8 @@ import NIOPosix
 /// and answered in order. While a subscription streams, the server handles no other request of
 /// this connection (the protocol's rule): use a second client to publish meanwhile.
 public final class ExarClient: Sendable {
-    private let channel: any Channel
-    private let handler: NIOLoopBound<ClientHandler>
+    let channel: any Channel
+    let handler: NIOLoopBound<ClientHandler>
 
     private init(channel: any Channel, handler: NIOLoopBound<ClientHandler>) {
         self.channel = channel
@@ -223,7 +223,7 @@ public final class ExarClient: Sendable {
         throw ExarError.io(.invalidData, "unexpected answer \(answer)")
     }
 
-    private func send(_ lines: ByteBuffer, expecting expectation: ClientHandler.Expectation) async throws -> [ServerMessage] {
+    func send(_ lines: ByteBuffer, expecting expectation: ClientHandler.Expectation) async throws -> [ServerMessage] {
         let promise = channel.eventLoop.makePromise(of: [ServerMessage].self)
         let handler = self.handler
         channel.eventLoop.execute {
@@ -241,14 +241,14 @@ public final class ExarClient: Sendable {
     }
 
     /// A field that is not the last of its line: no TAB, CR or LF, which would split the line.
-    private static func checkField(_ text: String, _ what: String) throws {
+    static func checkField(_ text: String, _ what: String) throws {
         if text.utf8.contains(where: { $0 == 9 || $0 == 10 || $0 == 13 }) {
             throw ExarError.io(.invalidInput, "\(what) must not contain tabs or newlines")
         }
     }
 
     /// The last field of a line: no CR or LF.
-    private static func checkLine(_ text: String, _ what: String) throws {
+    static func checkLine(_ text: String, _ what: String) throws {
         if text.utf8.contains(where: { $0 == 10 || $0 == 13 }) {
             throw ExarError.io(.invalidInput, "\(what) must not contain newlines")
         }

@@ -29,4 +29,26 @@ extension ByteBuffer {
     public mutating func writeUnsubscribe() {
         writeStaticString("Unsubscribe\n")
     }
+
+    /// `Join\t<group>\t<offset>\t<max in flight>[\t<tag>]\n`
+    public mutating func writeJoin(group: String, offset: UInt64, maxInFlight: UInt64, tag: String?) {
+        writeStaticString("Join\t")
+        writeString(group)
+        writeInteger(UInt8(ascii: "\t"))
+        writeDecimal(offset)
+        writeInteger(UInt8(ascii: "\t"))
+        writeDecimal(maxInFlight)
+        if let tag {
+            writeInteger(UInt8(ascii: "\t"))
+            writeString(tag)
+        }
+        writeInteger(UInt8(ascii: "\n"))
+    }
+
+    /// `Ack\t<id>\n`
+    public mutating func writeAck(_ id: UInt64) {
+        writeStaticString("Ack\t")
+        writeDecimal(id)
+        writeInteger(UInt8(ascii: "\n"))
+    }
 }

@@ -17,11 +17,15 @@ final class TestServer: @unchecked Sendable {
     let port: Int
 
     init(folder: String? = nil, username: String? = nil, password: String? = nil, maxLineBytes: Int = 1 << 20,
-         segmentSize: Int = 1 << 20, maxConnections: Int = 10_000, maxLoginFailures: Int = 5) async throws {
+         segmentSize: Int = 1 << 20, maxConnections: Int = 10_000, maxLoginFailures: Int = 5,
+         groups: GroupSettings = GroupSettings(ackWaitMilliseconds: 3_600_000)) async throws {
         let folder = folder ?? NSTemporaryDirectory() + "exar-server-tests-" + UUID().uuidString
         self.folder = folder
-        database = try Database(configuration: DatabaseConfiguration(
-            logsPath: folder, defaults: CollectionConfiguration(segmentSize: segmentSize)))
+        var defaults = CollectionConfiguration(segmentSize: segmentSize)
+        // An hour to acknowledge unless a test says otherwise: a sanitizer's slow run must not
+        // make a group redeliver what a test counts on seeing once.
+        defaults.groups = groups
+        database = try Database(configuration: DatabaseConfiguration(logsPath: folder, defaults: defaults))
         server = ExarServer(
             configuration: ServerConfiguration(port: 0, username: username, password: password,
                                                maxLineBytes: maxLineBytes, threads: 2,

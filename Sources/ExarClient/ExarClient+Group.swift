@@ -1,0 +1,108 @@
+import ExarModel
+import ExarNet
+import NIOCore
+import Synchronization
+
+extension ExarClient {
+    /// Joins consumer group `group` of the connection's collection (`Join`, docs/PROTOCOL.md,
+    /// "Consumer groups"): the group is made, reading the events after `offset` (carrying `tag`,
+    /// if given), unless it exists; this member then gets its share of the group's events, at most
+    /// `maxInFlight` unacknowledged at a time (`0`: the server's 1000).
+    ///
+    /// Iterate the returned sequence and ``GroupSubscription/ack(_:)`` each event once handled;
+    /// acknowledgements are cumulative (one acknowledges this member's events up to its id), so
+    /// acknowledge in the order the events came. Leaving the loop, cancelling its task or dropping
+    /// the sequence leaves the group: the events this member has not acknowledged go to the others.
+    /// - Throws: the server's error (`SubscriptionError` for a bad name, a `maxInFlight` above
+    ///   100,000 or a tag other than the group's), or the connection's error.
+    public func join(group: String, offset: UInt64 = 0, maxInFlight: UInt64 = 0, tag: String? = nil) async throws
+        -> GroupSubscription
+    {
+        try Self.checkField(group, "group name")
+        if let tag { try Self.checkLine(tag, "tag") }
+        let buffer = SubscriptionBuffer(limits: .standard, handler: handler, eventLoop: channel.eventLoop)
+        let subscription = GroupSubscription(Subscription(buffer), acknowledger: Acknowledger(buffer, handler, channel.eventLoop))
+        var line = channel.allocator.buffer(capacity: 64)
+        line.writeJoin(group: group, offset: offset, maxInFlight: maxInFlight, tag: tag)
+        let answer = try await send(line, expecting: .subscription(buffer))[0]
+        switch answer {
+        case .subscribed: return subscription
+        case .error(let error): throw error
+        default: throw ExarError.subscription("unexpected answer \(answer)")
+        }
+    }
+
+    /// A member's events of a consumer group, and their acknowledgement.
+    ///
+    /// An event that is not acknowledged within the group's `ack_wait_in_ms`, or when the member
+    /// leaves, is delivered again (to this member or another), so a handler must tolerate seeing
+    /// an event twice. ``ack(_:)`` batches: the acknowledgements made while the connection's event
+    /// loop is busy go out as one `Ack` line of the highest id.
+    public struct GroupSubscription: AsyncSequence, Sendable {
+        public typealias Element = Event
+        public typealias AsyncIterator = Subscription.AsyncIterator
+
+        private let events: Subscription
+        private let acknowledger: Acknowledger
+
+        init(_ events: Subscription, acknowledger: Acknowledger) {
+            self.events = events
+            self.acknowledger = acknowledger
+        }
+
+        public func makeAsyncIterator() -> Subscription.AsyncIterator {
+            events.makeAsyncIterator()
+        }
+
+        /// Acknowledges this member's events up to `id` (an id at or below one acknowledged
+        /// before does nothing). Cheap: it sends at most one line per turn of the event loop.
+        public func ack(_ id: UInt64) {
+            acknowledger.ack(id)
+        }
+
+        /// Acknowledges `event` and this member's earlier events.
+        public func ack(_ event: Event) {
+            acknowledger.ack(event.id)
+        }
+    }
+}
+
+/// Coalesces acknowledgements: the highest id asked for since the last `Ack` line goes out on the
+/// next turn of the connection's event loop.
+final class Acknowledger: Sendable {
+    private struct State {
+        var highest: UInt64 = 0
+        var sent: UInt64 = 0
+        var scheduled = false
+    }
+
+    private let state = Mutex(State())
+    private let buffer: SubscriptionBuffer
+    private let handler: NIOLoopBound<ClientHandler>
+    private let eventLoop: any EventLoop
+
+    init(_ buffer: SubscriptionBuffer, _ handler: NIOLoopBound<ClientHandler>, _ eventLoop: any EventLoop) {
+        self.buffer = buffer
+        self.handler = handler
+        self.eventLoop = eventLoop
+    }
+
+    func ack(_ id: UInt64) {
+        let schedule = state.withLock { state -> Bool in
+            guard id > state.highest else { return false }
+            state.highest = id
+            defer { state.scheduled = true }
+            return !state.scheduled
+        }
+        guard schedule else { return }
+        eventLoop.execute { [self] in
+            let id = state.withLock { state -> UInt64? in
+                state.scheduled = false
+                guard state.highest > state.sent else { return nil }
+                state.sent = state.highest
+                return state.highest
+            }
+            if let id { handler.value.acknowledge(upTo: id, buffer) }
+        }
+    }
+}
