@@ -14,7 +14,7 @@ struct ExarBench: AsyncParsableCommand {
         abstract: "Load an Exar DB server: publish and catch-up workloads, throughput and latency percentiles.",
         discussion: "Without --port it starts its own exar-db (found beside exar-bench) on a temporary folder and a free port.",
         version: "0.1.0",
-        subcommands: [PublishWorkload.self, CatchUpWorkload.self, FanOutWorkload.self, MixedWorkload.self]
+        subcommands: [PublishWorkload.self, CatchUpWorkload.self, FanOutWorkload.self, GroupWorkload.self, MixedWorkload.self]
     )
 }
 
