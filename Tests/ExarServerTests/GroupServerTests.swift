@@ -79,6 +79,33 @@ func eventIds(_ lines: [String]) -> [UInt64] {
         try await server.stop()
     }
 
+    /// A paused feed goes on once the members have room for a quarter of what they may hold; less
+    /// room than that still gets events, at the group's next timer tick.
+    @Test func roomBelowTheResumeThresholdStillGetsEvents() async throws {
+        let server = try await TestServer(segmentSize: 1 << 20)
+        defer { server.removeFiles() }
+        let publisher = try LineClient(port: server.port)
+        publisher.send("Connect\tjobs\n" + (1...20).map { "Publish\tjob\t0\tj\($0)\n" }.joined())
+        #expect(publisher.readLines(21).last == "Published\t20")
+        // Two members of 4 each: 8 in flight, the feed pauses. One acknowledges a single event:
+        // room for 1 of 8, below the threshold of 2.
+        let first = try LineClient(port: server.port)
+        first.send("Connect\tjobs\nJoin\tg\t0\t4\n")
+        #expect(first.readLines(2) == ["Connected", "Subscribed"])
+        let second = try LineClient(port: server.port)
+        second.send("Connect\tjobs\nJoin\tg\t0\t4\n")
+        #expect(second.readLines(2) == ["Connected", "Subscribed"])
+        let firstIds = eventIds(first.readLines(4))
+        #expect(eventIds(second.readLines(4)).count == 4)
+        first.send("Ack\t\(firstIds[0])\n")
+        // Within the timer's period (1 s with an hour to acknowledge) it gets one more, event 9.
+        #expect(eventIds(first.readLines(1)) == [9])
+        // Room for 4 of 8 resumes at once.
+        second.send("Ack\t20\n")
+        #expect(eventIds(second.readLines(4)) == [10, 11, 12, 13])
+        try await server.stop()
+    }
+
     /// Acknowledged events are not delivered again after a clean restart, nor after kill -9 once
     /// the group's state was saved (sync = none saves within 10 ms, to the page cache).
     @Test func aGroupResumesAfterARestartAndAfterKill9() async throws {

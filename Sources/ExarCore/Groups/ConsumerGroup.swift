@@ -261,10 +261,23 @@ final class ConsumerGroup: @unchecked Sendable {
             scheduleSave()
         }
         flushTouched()
-        if feedPaused && state.nextReady == nil && members.contains(where: \.hasRoom) {
+        if feedPaused && state.nextReady == nil && hasRoomToResume {
             feedPaused = false
             feed?.resume()
         }
+    }
+
+    /// The paused feed goes on once the members together have room for a quarter of what they
+    /// may hold (at least one event): resuming it at every acknowledgement cost a scanner pass per
+    /// few events. Members that keep less room than that get the rest at the next timer tick.
+    private var hasRoomToResume: Bool {
+        var room = 0
+        var capacity = 0
+        for member in members where !member.blocked {
+            room += max(0, member.maxInFlight - member.inFlight.count)
+            capacity += member.maxInFlight
+        }
+        return room > 0 && room >= capacity / 4
     }
 
     // MARK: Deadlines
@@ -285,13 +298,19 @@ final class ConsumerGroup: @unchecked Sendable {
         guard !closed else { return }
         let now = Self.nowMilliseconds()
         let due = state.pending.filter { $0.value.member >= 0 && $0.value.deadline <= now }
-        guard !due.isEmpty else { return }
-        for (id, entry) in due.sorted(by: { $0.key < $1.key }) {
-            members.first(where: { $0.number == entry.member })?.remove(id)
-            state.release(id, maxDeliver: UInt32(settings.maxDeliver))
+        if !due.isEmpty {
+            for (id, entry) in due.sorted(by: { $0.key < $1.key }) {
+                members.first(where: { $0.number == entry.member })?.remove(id)
+                state.release(id, maxDeliver: UInt32(settings.maxDeliver))
+            }
+            scheduleSave()
+            pump()
         }
-        scheduleSave()
-        pump()
+        // Room below the resume threshold still gets events, a tick later.
+        if feedPaused && state.nextReady == nil && members.contains(where: \.hasRoom) {
+            feedPaused = false
+            feed?.resume()
+        }
     }
 
     // MARK: Saving
