@@ -78,6 +78,7 @@ let package = Package(
                 "ExarNet", "ExarModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // The server executable: CLI, TOML configuration, logging.
