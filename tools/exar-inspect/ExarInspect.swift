@@ -138,12 +138,12 @@ struct Tags: ParsableCommand {
     @Argument(help: "A collection folder or a segment file.") var path: String
 
     func run() throws {
-        print("segment\tblocks\tsegment_bitmap_fill\tfalse_positive_estimate")
+        print("segment\tversion\tsegment_bitmap_bits\tblocks\tsegment_bitmap_fill\tfalse_positive_estimate")
         for file in try segmentFiles(path) {
             let inspector = try SegmentInspector(logPath: file)
             let tags = try TagsFileView(path: companion(file, ".tags"), baseId: inspector.baseId)
             let blocks = tags.sealedBlockCount > 0 ? String(tags.sealedBlockCount) : "unsealed"
-            print("\(file.split(separator: "/").last ?? "")\t\(blocks)\t\(String(format: "%.4f", tags.segmentFill))\t\(String(format: "%.2e", tags.falsePositiveEstimate))")
+            print("\(file.split(separator: "/").last ?? "")\t\(tags.version)\t\(tags.segmentBits)\t\(blocks)\t\(String(format: "%.4f", tags.segmentFill))\t\(String(format: "%.2e", tags.falsePositiveEstimate))")
         }
     }
 }

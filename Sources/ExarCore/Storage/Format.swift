@@ -97,8 +97,8 @@ enum Format {
     ///
     /// | offset | size | field |
     /// | 0 | 8 | magic `EXARTAG1` |
-    /// | 8 | 4 | version (1) |
-    /// | 12 | 4 | segment bitmap size in bits (65536) |
+    /// | 8 | 4 | version (1: 65536 bits, spread; 2: sized by the segment, blocked; see SegmentBitmapLayout) |
+    /// | 12 | 4 | segment bitmap size in bits |
     /// | 16 | 8 | base id |
     /// | 24 | 4 | block bitmap size in bits (512) |
     /// | 28 | 4 | block count when sealed (else 0) |
@@ -108,6 +108,7 @@ enum Format {
     enum Tags {
         static let magic: UInt64 = 0x3147_4154_5241_5845  // "EXARTAG1"
         static let headerSize = 64
+        /// The bits of a version 1 segment bitmap, and the fewest of a version 2 one.
         static let segmentBits = 65536
         static let segmentHashes = 4
         static let blockBits = 512

@@ -208,7 +208,7 @@ extension Segment {
     ) throws(ExarError) -> Segment {
         let capacity = indexCapacity(segmentSize: log.size, interval: interval)
         let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: interval)
-        let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
+        let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity, segmentSize: log.size)
         let time = try createTimeFile(path: paths.time, baseId: baseId, capacity: capacity)
         let rebuilt = Segment(baseId: baseId, log: log, index: index, tags: tags, time: time, indexInterval: interval,
                               dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, maxTimestamp: 0,
@@ -227,13 +227,15 @@ extension Segment {
                                          log: MappedFile) -> Int? {
         let i = UnsafeRawPointer(index.base)
         let t = UnsafeRawPointer(tags.base)
-        guard index.size >= Format.Index.headerSize, tags.size >= Format.Tags.headerSize + Format.Tags.segmentBits / 8,
+        guard index.size >= Format.Index.headerSize, tags.size >= Format.Tags.headerSize,
+            let layout = SegmentBitmapLayout(version: t.loadLE(at: 8, as: UInt32.self),
+                                             bits: t.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self)),
+            tags.size >= Format.Tags.headerSize + layout.bytes,
             i.loadLE(at: 0, as: UInt64.self) == Format.Index.magic, t.loadLE(at: 0, as: UInt64.self) == Format.Tags.magic,
             i.loadLE(at: Format.Index.baseIdOffset, as: UInt64.self) == baseId,
             t.loadLE(at: Format.Tags.baseIdOffset, as: UInt64.self) == baseId,
             Int(clamping: i.loadLE(at: Format.Index.dataEndOffset, as: UInt64.self)) == dataEnd,
             Int(clamping: t.loadLE(at: Format.Tags.dataEndOffset, as: UInt64.self)) == dataEnd,
-            t.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self) == UInt32(Format.Tags.segmentBits),
             t.loadLE(at: Format.Tags.blockBitsOffset, as: UInt32.self) == UInt32(Format.Tags.blockBits)
         else { return nil }
         let capacity = Int(i.loadLE(at: Format.Index.capacityOffset, as: UInt32.self))
@@ -241,7 +243,7 @@ extension Segment {
         let blockCapacity = Int(t.loadLE(at: Format.Tags.blockCapacityOffset, as: UInt32.self))
         guard count <= capacity, count <= blockCapacity,
             index.size >= Format.Index.headerSize + capacity * Format.Index.entrySize,
-            tags.size >= Format.Tags.headerSize + Format.Tags.segmentBits / 8 + blockCapacity * Format.Tags.blockBits / 8,
+            tags.size >= Format.Tags.headerSize + layout.bytes + blockCapacity * Format.Tags.blockBits / 8,
             Int(t.loadLE(at: Format.Tags.blockCountOffset, as: UInt32.self)) == count
         else { return nil }
         // Every entry must point at a batch header carrying the entry's id.

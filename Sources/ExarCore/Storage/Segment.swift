@@ -12,6 +12,8 @@ final class Segment: @unchecked Sendable {
     let log: MappedFile
     let index: MappedFile
     let tags: MappedFile
+    /// The layout of the tag file's segment bitmap, from its header (checked when it was opened).
+    let segmentBitmap: SegmentBitmapLayout
     let time: MappedFile
     let indexInterval: Int
 
@@ -44,6 +46,9 @@ final class Segment: @unchecked Sendable {
         self.log = log
         self.index = index
         self.tags = tags
+        self.segmentBitmap = SegmentBitmapLayout(
+            version: tags.base.loadLE(at: 8, as: UInt32.self),
+            bits: tags.base.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self)) ?? .classic
         self.time = time
         self.maxTimestamp = Atomic(maxTimestamp)
         self.runningMaxTimestamp = maxTimestamp
@@ -91,7 +96,7 @@ final class Segment: @unchecked Sendable {
         let capacity = indexCapacity(segmentSize: size, interval: indexInterval)
         do {
             let index = try createIndexFile(path: paths.index, baseId: baseId, capacity: capacity, interval: indexInterval)
-            let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity)
+            let tags = try createTagsFile(path: paths.tags, baseId: baseId, capacity: capacity, segmentSize: size)
             let time = try createTimeFile(path: paths.time, baseId: baseId, capacity: capacity)
             FileSystem.syncDirectory(directory)
             return Segment(baseId: baseId, log: log, index: index, tags: tags, time: time, indexInterval: indexInterval,
@@ -124,12 +129,13 @@ final class Segment: @unchecked Sendable {
         return file
     }
 
-    static func createTagsFile(path: String, baseId: UInt64, capacity: Int) throws(ExarError) -> MappedFile {
-        let size = Format.Tags.headerSize + Format.Tags.segmentBits / 8 + capacity * (Format.Tags.blockBits / 8)
+    static func createTagsFile(path: String, baseId: UInt64, capacity: Int, segmentSize: Int) throws(ExarError) -> MappedFile {
+        let layout = SegmentBitmapLayout.forSegment(size: segmentSize)
+        let size = Format.Tags.headerSize + layout.bytes + capacity * (Format.Tags.blockBits / 8)
         let file = try MappedFile.create(path: path, size: size)
         file.base.storeLE(Format.Tags.magic, at: 0)
-        file.base.storeLE(Format.version, at: 8)
-        file.base.storeLE(UInt32(Format.Tags.segmentBits), at: Format.Tags.segmentBitsOffset)
+        file.base.storeLE(layout.version, at: 8)
+        file.base.storeLE(UInt32(layout.bits), at: Format.Tags.segmentBitsOffset)
         file.base.storeLE(baseId, at: Format.Tags.baseIdOffset)
         file.base.storeLE(UInt32(Format.Tags.blockBits), at: Format.Tags.blockBitsOffset)
         file.base.storeLE(UInt32(capacity), at: Format.Tags.blockCapacityOffset)
@@ -203,14 +209,15 @@ final class Segment: @unchecked Sendable {
             indexCount += 1
             lastIndexedPosition = position
         }
-        let segmentBitmap = tags.base + Format.Tags.headerSize
-        let blockBitmap = segmentBitmap + Format.Tags.segmentBits / 8 + (indexCount - 1) * (Format.Tags.blockBits / 8)
+        let segmentBits = tags.base + Format.Tags.headerSize
+        let blockBitmap = segmentBits + segmentBitmap.bytes + (indexCount - 1) * (Format.Tags.blockBits / 8)
+        let layout = segmentBitmap
         var maxTimestamp = runningMaxTimestamp
         RecordWalk.forEach(records) { record in
             maxTimestamp = max(maxTimestamp, record.timestamp)
             TagBloom.forEachTag(in: record.tags) { tag in
                 let hash = TagHash(tag)
-                TagBloom.insert(hash, into: segmentBitmap, bits: Format.Tags.segmentBits, hashes: Format.Tags.segmentHashes)
+                layout.insert(hash, into: segmentBits)
                 TagBloom.insert(hash, into: blockBitmap, bits: Format.Tags.blockBits, hashes: Format.Tags.blockHashes)
             }
             return true
@@ -325,13 +332,12 @@ final class Segment: @unchecked Sendable {
     }
 
     func segmentMayContain(_ hash: TagHash) -> Bool {
-        TagBloom.mayContain(hash, in: tags.base + Format.Tags.headerSize, bits: Format.Tags.segmentBits,
-                            hashes: Format.Tags.segmentHashes)
+        segmentBitmap.mayContain(hash, in: tags.base + Format.Tags.headerSize)
     }
 
     /// The first block bitmap (they follow each other, `blockBits / 8` bytes apart).
     var blockBitmaps: UnsafeRawPointer {
-        UnsafeRawPointer(tags.base) + Format.Tags.headerSize + Format.Tags.segmentBits / 8
+        UnsafeRawPointer(tags.base) + Format.Tags.headerSize + segmentBitmap.bytes
     }
 }
 

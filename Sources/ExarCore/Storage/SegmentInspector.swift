@@ -240,22 +240,30 @@ package struct TagsFileView {
     package let sealedBlockCount: Int
     /// The share of the segment bitmap's bits set.
     package let segmentFill: Double
+    /// Bits of the segment bitmap, and whether a tag's bits share one line (version 2).
+    package var segmentBits: Int { layout.bits }
+    package var version: UInt32 { layout.version }
     private let file: MappedFile
+    private let layout: SegmentBitmapLayout
 
     package init(path: String, baseId: UInt64) throws(ExarError) {
         file = try MappedFile.open(path: path, writable: false)
         let base = UnsafeRawPointer(file.base)
-        guard file.size >= Format.Tags.headerSize + Format.Tags.segmentBits / 8,
+        guard file.size >= Format.Tags.headerSize,
             base.loadLE(at: 0, as: UInt64.self) == Format.Tags.magic,
-            base.loadLE(at: Format.Tags.baseIdOffset, as: UInt64.self) == baseId
+            base.loadLE(at: Format.Tags.baseIdOffset, as: UInt64.self) == baseId,
+            let layout = SegmentBitmapLayout(version: base.loadLE(at: 8, as: UInt32.self),
+                                             bits: base.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self)),
+            file.size >= Format.Tags.headerSize + layout.bytes
         else { throw .io(.invalidData, "not the tag file of segment \(baseId): \(path)") }
+        self.layout = layout
         blockCapacity = Int(base.loadLE(at: Format.Tags.blockCapacityOffset, as: UInt32.self))
         sealedBlockCount = Int(base.loadLE(at: Format.Tags.blockCountOffset, as: UInt32.self))
         var set = 0
-        for offset in 0..<(Format.Tags.segmentBits / 8) {
+        for offset in 0..<layout.bytes {
             set += base.load(fromByteOffset: Format.Tags.headerSize + offset, as: UInt8.self).nonzeroBitCount
         }
-        segmentFill = Double(set) / Double(Format.Tags.segmentBits)
+        segmentFill = Double(set) / Double(layout.bits)
     }
 
     /// The chance that a tag absent from the segment still passes its bitmap.
@@ -267,12 +275,12 @@ package struct TagsFileView {
     package func mayContain(_ tag: UnsafeRawBufferPointer, block: Int?) -> Bool {
         let hash = TagHash(tag)
         let base = UnsafeRawPointer(file.base) + Format.Tags.headerSize
-        guard TagBloom.mayContain(hash, in: base, bits: Format.Tags.segmentBits, hashes: Format.Tags.segmentHashes) else {
+        guard layout.mayContain(hash, in: base) else {
             return false
         }
         guard let block, block < blockCapacity else { return true }
         return TagBloom.mayContain(
-            hash, in: base + Format.Tags.segmentBits / 8 + block * (Format.Tags.blockBits / 8),
+            hash, in: base + layout.bytes + block * (Format.Tags.blockBits / 8),
             bits: Format.Tags.blockBits, hashes: Format.Tags.blockHashes)
     }
 }

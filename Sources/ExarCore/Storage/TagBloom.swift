@@ -113,3 +113,97 @@ enum TagBloom {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The layout of a tag file's segment bitmap (docs/FORMAT.md, "Tag file").
+///
+/// Version 1 files hold 65,536 bits with a tag's 4 bits spread over all of them: a segment with a
+/// few hundred thousand distinct tags saturates it, and a search for a tag that no event carries
+/// then probes every block. Version 2 files size the bitmap by the segment (one bit per 8 bytes,
+/// a power of two from 65,536 bits to 128 Mbit) and keep a tag's 4 bits in one 512-bit line
+/// chosen by a mixed hash: one cache line per tag to write or test.
+struct SegmentBitmapLayout: Sendable, Equatable {
+    let bits: Int
+    let blocked: Bool
+
+    var bytes: Int { bits / 8 }
+    /// The value of the tag file's version field.
+    var version: UInt32 { blocked ? 2 : 1 }
+
+    static let classic = SegmentBitmapLayout(bits: Format.Tags.segmentBits, blocked: false)
+    static let maximumBits = 1 << 27
+
+    private init(bits: Int, blocked: Bool) {
+        self.bits = bits
+        self.blocked = blocked
+    }
+
+    /// The layout of a new segment of `segmentSize` bytes.
+    static func forSegment(size segmentSize: Int) -> SegmentBitmapLayout {
+        var bits = Format.Tags.segmentBits
+        while bits < segmentSize / 8 && bits < maximumBits { bits *= 2 }
+        return SegmentBitmapLayout(bits: bits, blocked: true)
+    }
+
+    /// The layout a tag file's header names (`nil`: a version or size this build does not know).
+    init?(version: UInt32, bits: UInt32) {
+        let bits = Int(bits)
+        switch version {
+        case 1 where bits == Format.Tags.segmentBits:
+            self = .classic
+        case 2 where bits >= Format.Tags.segmentBits && bits <= Self.maximumBits && bits & (bits - 1) == 0:
+            self.init(bits: bits, blocked: true)
+        default:
+            return nil
+        }
+    }
+
+    /// The 512-bit line (its byte offset) and the 4 bit positions in it, of a version 2 bitmap.
+    @inline(__always)
+    private func blockedBits(_ hash: TagHash) -> (line: Int, bits: (UInt32, UInt32, UInt32, UInt32)) {
+        // The murmur3 finalizer over both halves: FNV-1a's low bits alone mix poorly.
+        var mixed = UInt64(hash.h1) | UInt64(hash.h2) << 32
+        mixed ^= mixed >> 33
+        mixed &*= 0xFF51_AFD7_ED55_8CCD
+        mixed ^= mixed >> 33
+        mixed &*= 0xC4CE_B9FE_1A85_EC53
+        mixed ^= mixed >> 33
+        let lines = bits / 512
+        let line = Int(truncatingIfNeeded: mixed >> 32) & (lines - 1)
+        let first = UInt32(truncatingIfNeeded: mixed)
+        let step = UInt32(truncatingIfNeeded: mixed >> 16) | 1
+        return (line * 64, (first & 511, (first &+ step) & 511, (first &+ 2 &* step) & 511, (first &+ 3 &* step) & 511))
+    }
+
+    @inline(__always)
+    func insert(_ hash: TagHash, into bitmap: UnsafeMutableRawPointer) {
+        guard blocked else {
+            TagBloom.insert(hash, into: bitmap, bits: bits, hashes: Format.Tags.segmentHashes)
+            return
+        }
+        let (line, b) = blockedBits(hash)
+        let base = bitmap + line
+        @inline(__always) func set(_ bit: UInt32) {
+            let byte = base.advanced(by: Int(bit >> 3))
+            let old = byte.load(as: UInt8.self)
+            let new = old | UInt8(1 << (bit & 7))
+            if new != old { byte.storeBytes(of: new, as: UInt8.self) }
+        }
+        set(b.0)
+        set(b.1)
+        set(b.2)
+        set(b.3)
+    }
+
+    @inline(__always)
+    func mayContain(_ hash: TagHash, in bitmap: UnsafeRawPointer) -> Bool {
+        guard blocked else {
+            return TagBloom.mayContain(hash, in: bitmap, bits: bits, hashes: Format.Tags.segmentHashes)
+        }
+        let (line, b) = blockedBits(hash)
+        let base = bitmap + line
+        @inline(__always) func isSet(_ bit: UInt32) -> Bool {
+            base.load(fromByteOffset: Int(bit >> 3), as: UInt8.self) & UInt8(1 << (bit & 7)) != 0
+        }
+        return isSet(b.0) && isSet(b.1) && isSet(b.2) && isSet(b.3)
+    }
+}
