@@ -93,6 +93,9 @@ final class ConsumerGroup: @unchecked Sendable {
     private var feedPaused = false
     private var closed = false
     private var saveScheduled = false
+    /// The clock read once per pass of the feed (reading it per event cost 3% of delivery):
+    /// deadlines of one pass's events are late by at most that pass's length.
+    private var passNow: UInt64?
     private var timer: DispatchSourceTimer?
     // On `queue` only.
     private var file: GroupFile
@@ -215,7 +218,9 @@ final class ConsumerGroup: @unchecked Sendable {
             state.skip(to: min(view.id, collection.log.segments.first?.baseId ?? 1))
         }
         if state.nextReady == nil, let member = pickMember() {
-            state.took(view.id, member: member.number, deadline: deadline)
+            let now = passNow ?? Self.nowMilliseconds()
+            passNow = now
+            state.took(view.id, member: member.number, deadline: now + UInt64(settings.ackWaitMilliseconds))
             hand(view, to: member)
         } else {
             state.took(view.id, member: -1, deadline: 0)
@@ -232,6 +237,7 @@ final class ConsumerGroup: @unchecked Sendable {
     func flushMembers() {
         lock.lock()
         defer { lock.unlock() }
+        passNow = nil
         flushTouched()
     }
 
@@ -245,6 +251,8 @@ final class ConsumerGroup: @unchecked Sendable {
     /// Delivers waiting events to members with room (reading each from the log), then lets the
     /// feed go on if nothing waits and someone has room; flushes what it handed out.
     private func pump() {
+        guard state.nextReady != nil else { return pumped() }
+        let deadline = self.deadline
         while let id = state.nextReady, let member = pickMember() {
             var cursor = LogCursor(nextId: id)
             var found = false
@@ -260,6 +268,11 @@ final class ConsumerGroup: @unchecked Sendable {
             if !found { state.dropReady(id) }
             scheduleSave()
         }
+        pumped()
+    }
+
+    /// The end of ``pump()``: flushes what it handed out, and lets the feed go on.
+    private func pumped() {
         flushTouched()
         if feedPaused && state.nextReady == nil && hasRoomToResume {
             feedPaused = false
@@ -297,10 +310,13 @@ final class ConsumerGroup: @unchecked Sendable {
         defer { lock.unlock() }
         guard !closed else { return }
         let now = Self.nowMilliseconds()
-        let due = state.pending.filter { $0.value.member >= 0 && $0.value.deadline <= now }
+        var due: [(id: UInt64, member: Int)] = []
+        state.pending.forEach { id, entry in
+            if entry.member >= 0 && entry.deadline <= now { due.append((id, entry.member)) }
+        }
         if !due.isEmpty {
-            for (id, entry) in due.sorted(by: { $0.key < $1.key }) {
-                members.first(where: { $0.number == entry.member })?.remove(id)
+            for (id, member) in due {
+                members.first(where: { $0.number == member })?.remove(id)
                 state.release(id, maxDeliver: UInt32(settings.maxDeliver))
             }
             scheduleSave()
@@ -418,49 +434,5 @@ final class GroupFeed: SubscriptionSink, @unchecked Sendable {
     func finish(_ end: SubscriptionEnd) {
         // The collection closes its groups before its scanners; a feed ending otherwise ends them.
         group?.close(persist: end == .closed, end: end)
-    }
-}
-
-/// What a consumer group looks like now.
-public struct GroupStatistics: Sendable, Equatable {
-    public var name: String
-    /// The tag it reads, `nil`: every event.
-    public var tag: String?
-    /// Every event up to this id is acknowledged, parked or lost.
-    public var ackedFloor: UInt64
-    /// The last id taken from the log (delivered at least once, or skipped for its tag).
-    public var position: UInt64
-    public var members: Int
-    /// Events held by members, unacknowledged.
-    public var inFlight: Int
-    /// Events waiting to be delivered (again).
-    public var waiting: Int
-    /// Parked ids, ascending, and their number of deliveries.
-    public var parked: [(id: UInt64, deliveries: UInt32)]
-    /// Events that retention deleted before the group had them acknowledged.
-    public var lost: UInt64
-    /// Deliveries after an event's first.
-    public var redelivered: UInt64
-    /// Events parked since the group began.
-    public var parkedTotal: UInt64
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.name == rhs.name && lhs.tag == rhs.tag && lhs.ackedFloor == rhs.ackedFloor && lhs.position == rhs.position
-            && lhs.members == rhs.members && lhs.inFlight == rhs.inFlight && lhs.waiting == rhs.waiting
-            && lhs.parked.map(\.id) == rhs.parked.map(\.id) && lhs.lost == rhs.lost
-            && lhs.redelivered == rhs.redelivered && lhs.parkedTotal == rhs.parkedTotal
-    }
-}
-
-extension ConsumerGroup {
-    var statistics: GroupStatistics {
-        readState { state, members in
-            GroupStatistics(
-                name: name, tag: state.tag.map { String(decoding: $0, as: UTF8.self) }, ackedFloor: state.ackedFloor(),
-                position: state.readNext - 1, members: members.count, inFlight: members.reduce(0) { $0 + $1.inFlight.count },
-                waiting: state.pending.count - members.reduce(0) { $0 + $1.inFlight.count },
-                parked: state.parked.sorted { $0.key < $1.key }.map { (id: $0.key, deliveries: $0.value) },
-                lost: state.lost, redelivered: state.redelivered, parkedTotal: state.parkedTotal)
-        }
     }
 }

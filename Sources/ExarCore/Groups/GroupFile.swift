@@ -100,7 +100,7 @@ struct GroupFile {
         bytes.appendLE(UInt16(tag.count))
         bytes += nameBytes
         bytes += tag
-        for (id, entry) in state.pending.sorted(by: { $0.key < $1.key }) {
+        state.pending.forEach { id, entry in
             bytes.appendLE(id)
             bytes.appendLE(entry.deliveries)
         }

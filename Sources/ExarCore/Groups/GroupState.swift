@@ -11,7 +11,7 @@ import ExarModel
 /// pending: keeping the pending ones keeps the acknowledgements, in a size bounded by what the
 /// members may hold in flight, however long the group runs.
 struct GroupState {
-    struct Pending {
+    struct Pending: Equatable {
         /// How many times it was handed to a member.
         var deliveries: UInt32
         /// The member holding it (``ConsumerGroup`` numbers them), `-1` while it waits in `ready`.
@@ -24,7 +24,7 @@ struct GroupState {
     var tag: [UInt8]?
     /// The next id to take from the log.
     var readNext: UInt64
-    var pending: [UInt64: Pending] = [:]
+    var pending = PendingWindow()
     /// Pending ids waiting for a member, sorted descending (the smallest is taken first, from the end).
     private(set) var ready: [UInt64] = []
     /// Parked ids and their deliveries.
@@ -34,11 +34,6 @@ struct GroupState {
     var lost: UInt64 = 0
     var redelivered: UInt64 = 0
     var parkedTotal: UInt64 = 0
-    /// Pending ids in increasing order (ids leave `pending` in any order: they are dropped from
-    /// the front lazily, and the array is rebuilt when it holds too many that left).
-    private var order: [UInt64] = []
-    private var orderHead = 0
-
     /// At most this many parked events are kept; beyond it the oldest parked one is discarded.
     static let maximumParked = 100_000
 
@@ -50,14 +45,8 @@ struct GroupState {
     // MARK: Floor
 
     /// Every matching event up to it is acknowledged, parked or lost.
-    mutating func ackedFloor() -> UInt64 {
-        while orderHead < order.count && pending[order[orderHead]] == nil { orderHead += 1 }
-        if orderHead == order.count {
-            order.removeAll(keepingCapacity: true)
-            orderHead = 0
-            return readNext - 1
-        }
-        return order[orderHead] - 1
+    func ackedFloor() -> UInt64 {
+        (pending.first ?? readNext) - 1
     }
 
     // MARK: Changes
@@ -67,9 +56,7 @@ struct GroupState {
     mutating func took(_ id: UInt64, member: Int, deadline: UInt64) {
         readNext = max(readNext, id + 1)
         pending[id] = Pending(deliveries: member >= 0 ? 1 : 0, member: member, deadline: deadline)
-        order.append(id)
         if member < 0 { insertReady(id) }
-        compactOrderIfNeeded()
     }
 
     /// The smallest id waiting for a member, without taking it.
@@ -90,13 +77,13 @@ struct GroupState {
     /// A waiting id that can no longer be read (retention deleted it): counted as lost.
     mutating func dropReady(_ id: UInt64) {
         if let index = ready.lastIndex(of: id) { ready.remove(at: index) }
-        if pending.removeValue(forKey: id) != nil { lost += 1 }
+        if pending.remove(id) != nil { lost += 1 }
     }
 
     /// Acknowledges `id`; returns whether it was pending.
     @discardableResult
     mutating func acknowledge(_ id: UInt64) -> Bool {
-        pending.removeValue(forKey: id) != nil
+        pending.remove(id) != nil
     }
 
     /// Takes `id` back from the member that held it (its delivery timed out, or the member left):
@@ -104,7 +91,7 @@ struct GroupState {
     mutating func release(_ id: UInt64, maxDeliver: UInt32) {
         guard var entry = pending[id] else { return }
         if entry.deliveries >= maxDeliver {
-            pending.removeValue(forKey: id)
+            pending.remove(id)
             park(id, deliveries: entry.deliveries)
         } else {
             entry.member = -1
@@ -130,7 +117,6 @@ struct GroupState {
             pending[id] = Pending(deliveries: 0)
             insertReady(id)
         }
-        if !chosen.isEmpty { rebuildOrder() }
         return chosen.count
     }
 
@@ -153,9 +139,8 @@ struct GroupState {
 
     /// After a restart: nothing is held by a member, every pending id waits.
     mutating func releaseAllForRestart() {
-        ready = pending.keys.sorted(by: >)
-        for id in ready { pending[id]?.member = -1 }
-        rebuildOrder()
+        ready = pending.sortedIds.reversed()
+        pending.updateAll { $0.member = -1 }
     }
 
     private mutating func insertReady(_ id: UInt64) {
@@ -168,14 +153,5 @@ struct GroupState {
         }
         if low < ready.count && ready[low] == id { return }
         ready.insert(id, at: low)
-    }
-
-    private mutating func compactOrderIfNeeded() {
-        if order.count - orderHead > 2 * pending.count + 1024 { rebuildOrder() }
-    }
-
-    private mutating func rebuildOrder() {
-        order = pending.keys.sorted()
-        orderHead = 0
     }
 }
