@@ -37,7 +37,9 @@ extension ExarClient {
     /// An event that is not acknowledged within the group's `ack_wait_in_ms`, or when the member
     /// leaves, is delivered again (to this member or another), so a handler must tolerate seeing
     /// an event twice. ``ack(_:)`` batches: the acknowledgements made while the connection's event
-    /// loop is busy go out as one `Ack` line of the highest id.
+    /// loop is busy go out as one `Ack` line of the highest id, plus one line for each lower id
+    /// acknowledged after a higher one (a redelivered event: the server's `Ack` of an id covers
+    /// only events handed out before it).
     public struct GroupSubscription: AsyncSequence, Sendable {
         public typealias Element = Event
         public typealias AsyncIterator = Subscription.AsyncIterator
@@ -54,8 +56,8 @@ extension ExarClient {
             events.makeAsyncIterator()
         }
 
-        /// Acknowledges this member's events up to `id` (an id at or below one acknowledged
-        /// before does nothing). Cheap: it sends at most one line per turn of the event loop.
+        /// Acknowledges this member's events up to `id` that came before it. Cheap: in-order
+        /// acknowledgements send at most one line per turn of the event loop.
         public func ack(_ id: UInt64) {
             acknowledger.ack(id)
         }
@@ -68,13 +70,19 @@ extension ExarClient {
 }
 
 /// Coalesces acknowledgements: the highest id asked for since the last `Ack` line goes out on the
-/// next turn of the connection's event loop.
+/// next turn of the connection's event loop, and each id acknowledged below the highest one asked
+/// for before it (an event delivered again after higher ones) goes out as a line of its own: the
+/// server would not count it under the higher id, which was handed out before it.
 final class Acknowledger: Sendable {
     private struct State {
         var highest: UInt64 = 0
         var sent: UInt64 = 0
+        var lower: [UInt64] = []
         var scheduled = false
     }
+
+    /// Lower ids kept per turn; more are dropped (their events come again after the deadline).
+    static let maximumLower = 4096
 
     /// A pthread lock (NIOLockedValueBox): the thread sanitizer does not see Synchronization's
     /// futex-based Mutex order its two sides, and reported a race.
@@ -91,20 +99,28 @@ final class Acknowledger: Sendable {
 
     func ack(_ id: UInt64) {
         let schedule = state.withLockedValue { state -> Bool in
-            guard id > state.highest else { return false }
-            state.highest = id
+            if id > state.highest {
+                state.highest = id
+            } else if id > 0 && state.lower.count < Self.maximumLower {
+                state.lower.append(id)
+            } else {
+                return false
+            }
             defer { state.scheduled = true }
             return !state.scheduled
         }
         guard schedule else { return }
         eventLoop.execute { [self] in
-            let id = state.withLockedValue { state -> UInt64? in
+            let (highest, lower) = state.withLockedValue { state -> (UInt64?, [UInt64]) in
                 state.scheduled = false
-                guard state.highest > state.sent else { return nil }
+                let lower = state.lower
+                state.lower.removeAll()
+                guard state.highest > state.sent else { return (nil, lower) }
                 state.sent = state.highest
-                return state.highest
+                return (state.highest, lower)
             }
-            if let id { handler.value.acknowledge(upTo: id, buffer) }
+            if let highest { handler.value.acknowledge(upTo: highest, buffer) }
+            for id in lower { handler.value.acknowledge(upTo: id, buffer) }
         }
     }
 }

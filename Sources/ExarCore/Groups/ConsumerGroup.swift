@@ -32,12 +32,35 @@ public final class GroupMembership: Sendable {
 /// feed) that takes new events from the log, a timer for acknowledgement deadlines, and the
 /// saving of its state. Every change happens with `lock` held; saves run on `queue`.
 final class ConsumerGroup: @unchecked Sendable {
+    /// A member and the events it holds.
+    ///
+    /// A member is never handed an id below one it holds (a waiting id goes to a member whose
+    /// held ids are all smaller), so what it holds came in increasing id order, and `Ack x`
+    /// for a held `x` covers exactly the held events that came before `x`: ones the member has
+    /// read. An `Ack` of an id it no longer holds (acknowledged already, or taken back after its
+    /// deadline) covers only held events handed out before that id was, found from the delivery
+    /// numbers of its last released ids. An `Ack` of an id it was never handed (or handed too
+    /// long ago to be remembered) covers the held events up to it, except those handed out since
+    /// it was last given an id lower than one it had before (a redelivery). So no acknowledgement
+    /// covers a redelivered event handed out after the acknowledged one, which the member may not
+    /// have read.
     final class Member {
         let number: Int
         let sink: any SubscriptionSink
         let maxInFlight: Int
-        /// Ids delivered to it and not acknowledged, ascending.
-        var inFlight: [UInt64] = []
+        /// Ids handed to it and not acknowledged, ascending (and so in the order they were handed).
+        private(set) var inFlight: [UInt64] = []
+        /// The delivery number of each id in `inFlight`.
+        private var sequences: [UInt64] = []
+        private var nextSequence: UInt64 = 0
+        /// The highest id it was ever handed, and the delivery number of the last id it was
+        /// handed below that one (a redelivery).
+        private var highestHanded: UInt64 = 0
+        private var backwardSequence: UInt64?
+        /// The ids it last stopped holding and their delivery numbers, for late `Ack`s (a ring).
+        private var released: [(id: UInt64, sequence: UInt64)] = []
+        private var releasedNext = 0
+        static let releasedMemory = 256
         var blocked = false
         var touched = false
 
@@ -49,17 +72,68 @@ final class ConsumerGroup: @unchecked Sendable {
 
         var hasRoom: Bool { !blocked && inFlight.count < maxInFlight }
 
-        func insert(_ id: UInt64) {
-            if let last = inFlight.last, last > id {
-                inFlight.insert(id, at: Self.upperBound(inFlight, id))
-            } else {
-                inFlight.append(id)
-            }
+        /// Whether `id` may be handed to it: it has room and holds nothing above `id`.
+        func mayTake(_ id: UInt64) -> Bool { hasRoom && (inFlight.last ?? 0) < id }
+
+        func hold(_ id: UInt64) {
+            precondition((inFlight.last ?? 0) < id, "a member is handed increasing ids")
+            if id < highestHanded { backwardSequence = nextSequence }
+            highestHanded = max(highestHanded, id)
+            inFlight.append(id)
+            sequences.append(nextSequence)
+            nextSequence += 1
         }
 
+        /// Stops holding `id` (its deadline passed).
         func remove(_ id: UInt64) {
             let index = Self.upperBound(inFlight, id) - 1
-            if index >= 0 && inFlight[index] == id { inFlight.remove(at: index) }
+            guard index >= 0 && inFlight[index] == id else { return }
+            remember(id, sequences[index])
+            inFlight.remove(at: index)
+            sequences.remove(at: index)
+        }
+
+        /// The held ids an `Ack` of `id` covers, taken out of `inFlight`.
+        func acknowledge(upTo id: UInt64) -> [UInt64] {
+            var count = Self.upperBound(inFlight, id)
+            if count == 0 || inFlight[count - 1] != id {
+                // Not held: only what was handed out before it was, or before the last redelivery.
+                if let sequence = releasedSequence(of: id) {
+                    while count > 0 && sequences[count - 1] > sequence { count -= 1 }
+                } else if let backwardSequence {
+                    while count > 0 && sequences[count - 1] >= backwardSequence { count -= 1 }
+                }
+            }
+            guard count > 0 else { return [] }
+            let covered = Array(inFlight[..<count])
+            for index in 0..<count { remember(inFlight[index], sequences[index]) }
+            inFlight.removeFirst(count)
+            sequences.removeFirst(count)
+            return covered
+        }
+
+        /// Everything it holds, given up (it leaves).
+        func releaseAll() -> [UInt64] {
+            defer {
+                inFlight.removeAll()
+                sequences.removeAll()
+            }
+            return inFlight
+        }
+
+        private func remember(_ id: UInt64, _ sequence: UInt64) {
+            if released.count < Self.releasedMemory {
+                released.append((id, sequence))
+            } else {
+                released[releasedNext] = (id, sequence)
+            }
+            releasedNext = (releasedNext + 1) % Self.releasedMemory
+        }
+
+        private func releasedSequence(of id: UInt64) -> UInt64? {
+            var found: UInt64?
+            for entry in released where entry.id == id { found = max(found ?? 0, entry.sequence) }
+            return found
         }
 
         /// The number of elements `<= id`.
@@ -153,10 +227,9 @@ final class ConsumerGroup: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let member = members.first(where: { $0.number == number }) else { return }
-        let count = Member.upperBound(member.inFlight, id)
-        guard count > 0 else { return }
-        for acked in member.inFlight[..<count] { state.acknowledge(acked) }
-        member.inFlight.removeFirst(count)
+        let covered = member.acknowledge(upTo: id)
+        guard !covered.isEmpty else { return }
+        for acked in covered { state.acknowledge(acked) }
         scheduleSave()
         pump()
     }
@@ -174,9 +247,9 @@ final class ConsumerGroup: @unchecked Sendable {
         defer { lock.unlock() }
         guard let index = members.firstIndex(where: { $0.number == number }) else { return }
         let member = members.remove(at: index)
-        if !member.inFlight.isEmpty {
-            for id in member.inFlight { state.release(id, maxDeliver: UInt32(settings.maxDeliver)) }
-            member.inFlight.removeAll()
+        let held = member.releaseAll()
+        if !held.isEmpty {
+            for id in held { state.release(id, maxDeliver: UInt32(settings.maxDeliver)) }
             scheduleSave()
         }
         pump()
@@ -185,12 +258,12 @@ final class ConsumerGroup: @unchecked Sendable {
 
     // MARK: Delivery (with `lock` held)
 
-    /// A member with room, in turn.
-    private func pickMember() -> Member? {
+    /// A member that may take `id` (has room, holds nothing above it), in turn.
+    private func pickMember(for id: UInt64) -> Member? {
         guard !members.isEmpty else { return nil }
         for step in 0..<members.count {
             let member = members[(turn + step) % members.count]
-            if member.hasRoom {
+            if member.mayTake(id) {
                 turn = (turn + step + 1) % members.count
                 return member
             }
@@ -203,7 +276,7 @@ final class ConsumerGroup: @unchecked Sendable {
     static func nowMilliseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
 
     private func hand(_ view: EventView, to member: Member) {
-        member.insert(view.id)
+        member.hold(view.id)
         member.touched = true
         if !member.sink.receive(view) { member.blocked = true }
     }
@@ -217,7 +290,7 @@ final class ConsumerGroup: @unchecked Sendable {
             // The feed may have jumped over segments that retention deleted.
             state.skip(to: min(view.id, collection.log.segments.first?.baseId ?? 1))
         }
-        if state.nextReady == nil, let member = pickMember() {
+        if state.nextReady == nil, let member = pickMember(for: view.id) {
             let now = passNow ?? Self.nowMilliseconds()
             passNow = now
             state.took(view.id, member: member.number, deadline: now + UInt64(settings.ackWaitMilliseconds))
@@ -253,7 +326,7 @@ final class ConsumerGroup: @unchecked Sendable {
     private func pump() {
         guard state.nextReady != nil else { return pumped() }
         let deadline = self.deadline
-        while let id = state.nextReady, let member = pickMember() {
+        while let id = state.nextReady, let member = pickMember(for: id) {
             var cursor = LogCursor(nextId: id)
             var found = false
             let log = collection.log
