@@ -75,4 +75,36 @@ import Testing
             await second.close()
         }
     }
+
+    /// A member acknowledges 2 to 5, then is handed 1 again (another member left without
+    /// acknowledging it): its ack of 1 is sent as a line of its own, and the group's floor reaches 5.
+    @Test func anEventRedeliveredBelowAnAcknowledgedOneIsAcknowledgedToo() async throws {
+        let server = try await TestServer(segmentSize: 1 << 20)
+        defer { server.removeFiles() }
+        let publisher = try await ExarClient.connect(port: server.port, collection: "jobs")
+        _ = try await publisher.publish((1...5).map { Event(tags: ["job"], data: "j\($0)") })
+        let holder = try LineClient(port: server.port)
+        holder.send("Connect\tjobs\nJoin\tg\t0\t1\n")
+        #expect(eventIds(holder.readLines(3)) == [1])
+        try await withTimeout(60) {
+            let member = try await ExarClient.connect(port: server.port, collection: "jobs")
+            let events = try await member.join(group: "g", maxInFlight: 10)
+            var seen: [UInt64] = []
+            for try await event in events {
+                seen.append(event.id)
+                events.ack(event)
+                if event.id == 5 {
+                    // Let the Ack of 5 reach the server, then the holder goes and 1 comes here.
+                    try await Task.sleep(for: .milliseconds(100))
+                    holder.shutdownWrite()
+                }
+                if seen.count == 5 { break }
+            }
+            #expect(seen == [2, 3, 4, 5, 1])
+            let collection = try server.database.collection("jobs")
+            for _ in 0..<400 where collection.group("g")?.ackedFloor != 5 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(collection.group("g")?.ackedFloor == 5)
+            await member.close()
+        }
+    }
 }
