@@ -14,11 +14,13 @@ export function sameOrigin(path) {
 }
 
 export class ApiError extends Error {
-  constructor(status, kind, message) {
+  constructor(status, kind, message, details = {}) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.kind = kind;
+    /** The error body's other fields (`actualId` of a 409 ConflictError). */
+    this.details = details;
   }
 
   /** "404 NotFound: no such collection" or "network: Failed to fetch". */
@@ -45,7 +47,7 @@ export function queryString(parameters) {
 async function readError(response) {
   try {
     const body = await response.json();
-    if (body && typeof body.error === 'string') return new ApiError(response.status, body.error, body.message ?? '');
+    if (body && typeof body.error === 'string') return new ApiError(response.status, body.error, body.message ?? '', body);
   } catch {
     // Not JSON (a proxy's page, say): fall through to the status text.
   }

@@ -11,6 +11,8 @@ const MAX_ENTRIES = 300;
 export const line = {
   connect: (collection) => ['Connect', collection].join(TAB),
   publish: (tags, timestamp, data) => ['Publish', tags, String(timestamp), data].join(TAB),
+  publishIf: (tag, expectedId, tags, timestamp, data) =>
+    ['PublishIf', tag, String(expectedId), tags, String(timestamp), data].join(TAB),
   subscribe: (live, offset, limit, tag) => {
     const fields = ['Subscribe', live ? 'true' : 'false', String(offset), String(limit)];
     if (tag) fields.push(tag);
@@ -27,7 +29,13 @@ export const line = {
   connected: () => 'Connected',
   dropped: () => 'Dropped',
   /** The protocol's answer for an API error: its kind, then the message where the protocol has one. */
-  error: (apiError) => (apiError.message ? ['Error', apiError.kind, apiError.message] : ['Error', apiError.kind]).join(TAB),
+  error: (apiError) => {
+    // A conflict's protocol answer names the tag's last id, where the HTTP body spells it out.
+    if (apiError.kind === 'ConflictError' && apiError.details?.actualId !== undefined) {
+      return ['Error', 'ConflictError', String(apiError.details.actualId)].join(TAB);
+    }
+    return (apiError.message ? ['Error', apiError.kind, apiError.message] : ['Error', apiError.kind]).join(TAB);
+  },
 };
 
 /** Renders a protocol line with TABs as arrows and newlines (which the wire cannot carry) as ↵. */

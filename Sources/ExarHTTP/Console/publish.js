@@ -1,6 +1,8 @@
 // The publish form: tags (space-separated, validated by the server exactly as
-// the protocol does), data and an optional timestamp; shows the new id or the
-// server's error. Re-publish in the browser or live tail fills it.
+// the protocol does), data, an optional timestamp and an optional expectation
+// (a tag and the id of its last event: the HTTP side of PublishIf); shows the
+// new id, a conflict with the tag's actual last id, or the server's error.
+// Re-publish in the browser or live tail fills it.
 
 import { byId, h, clear } from './dom.js';
 import { api } from './api.js';
@@ -16,6 +18,8 @@ export class PublishView {
     this.tags = byId('publish-tags');
     this.data = byId('publish-data');
     this.timestamp = byId('publish-timestamp');
+    this.expectTag = byId('publish-expect-tag');
+    this.expectId = byId('publish-expect-id');
     this.submitButton = byId('publish-submit');
     this.result = byId('publish-result');
     this.form.addEventListener('submit', (event) => { event.preventDefault(); this.submit(); });
@@ -30,6 +34,8 @@ export class PublishView {
     this.tags.value = event.tags.join(' ');
     this.data.value = event.data;
     this.timestamp.value = '';
+    this.expectTag.value = '';
+    this.expectId.value = '';
     this.showResult(`Filled from event ${event.id}; press Publish to store it again as a new event.`, 'info');
   }
 
@@ -51,8 +57,20 @@ export class PublishView {
     }
     const event = { tags: this.tags.value, data: this.data.value };
     if (timestamp.value !== 0) event.timestamp = timestamp.value;
+    const expectTag = this.expectTag.value;
+    if (expectTag !== '') {
+      const text = this.expectId.value.trim() || '0';
+      if (!/^[0-9]+$/.test(text)) {
+        this.showResult('The expected id must be a whole number: the id of the tag\'s last event, 0 when no event carries it yet.', 'error');
+        this.expectId.focus();
+        return;
+      }
+      event.expect = { tag: expectTag, id: Number(text) };
+    }
     const { log } = this.ctx;
-    const request = line.publish(event.tags, timestamp.value, event.data);
+    const request = event.expect
+      ? line.publishIf(expectTag, event.expect.id, event.tags, timestamp.value, event.data)
+      : line.publish(event.tags, timestamp.value, event.data);
     log.http('POST', `…/${name}/events`);
     if (event.data.includes('\n')) log.note('the data has newlines, which a protocol line cannot carry; the HTTP API stores them');
     this.submitButton.disabled = true;
@@ -66,7 +84,11 @@ export class PublishView {
       this.ctx.published(name);
     } catch (error) {
       log.failed(name, request, error);
-      this.showResult(`Refused: ${error.describe()}`, 'error');
+      if (error.kind === 'ConflictError' && error.details?.actualId !== undefined) {
+        this.showConflict(expectTag, event.expect.id, error.details.actualId);
+      } else {
+        this.showResult(`Refused: ${error.describe()}`, 'error');
+      }
     } finally {
       this.submitButton.disabled = false;
     }
@@ -80,7 +102,20 @@ export class PublishView {
     this.result.dataset.id = String(id);
   }
 
+  /** Nothing was stored: the tag moved on. Offers to expect the id it has now. */
+  showConflict(tag, expected, actual) {
+    clear(this.result);
+    this.result.className = 'result error';
+    delete this.result.dataset.id;
+    this.result.dataset.actualId = String(actual);
+    const retry = h('button', { type: 'button', dataset: { testid: 'publish-expect-actual' }, text: `Expect ${actual}` });
+    retry.addEventListener('click', () => { this.expectId.value = String(actual); this.expectId.focus(); });
+    const last = actual === 0 ? 'no event carries it' : `its last event is ${actual}`;
+    this.result.append(`Conflict, nothing stored: you expected ${tag} at ${expected}, but ${last}. `, retry);
+  }
+
   showResult(text, kind) {
+    delete this.result.dataset.actualId;
     clear(this.result);
     this.result.className = `result ${kind}`;
     delete this.result.dataset.id;
