@@ -135,6 +135,18 @@ final class ExarProcess {
     func stop(_ signal: Int32 = SIGTERM) -> Int32 {
         guard let process else { return -1 }
         kill(process.processIdentifier, signal)
+        // Bounded: once (ASan, a crash in the server) Foundation never reaped the child, the
+        // process stayed a zombie and waitUntilExit hung the suite until CI's limit.
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else {
+            var status: Int32 = 0
+            let reaped = waitpid(process.processIdentifier, &status, WNOHANG)
+            let output = (try? String(contentsOfFile: folder + "/exar-db.stderr", encoding: .utf8)) ?? ""
+            Issue.record("exar-db (pid \(process.processIdentifier)) still not reaped 60 s after signal \(signal) (waitpid: \(reaped)); its output:\n\(output.suffix(4000))")
+            self.process = nil
+            return -1
+        }
         process.waitUntilExit()
         self.process = nil
         if signal == SIGTERM && process.terminationStatus != 0 {

@@ -12,17 +12,21 @@ import Glibc
 /// was delivered, the group has acknowledged or parked each one, and no delivery came after an
 /// acknowledgement the server must have had (PROTOCOL.md, "Consumer groups").
 @Suite(.serialized) struct GroupChaosTests {
-    static let ackWait = 3000.0
+    /// Under a sanitizer the server runs several times slower (deliveries and acknowledgements
+    /// take longer on their way): every window is widened by this factor there.
+    static let scale: Double = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+        || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil ? 4 : 1
+    static let ackWait = 3000.0 * scale
     static let maxDeliver = 2
     /// An acknowledgement sent this long before the server died or stopped may be lost with it
     /// (it had no answer; the state is saved within 10 ms, to the page cache, with `sync = none`).
-    static let serverWindow = 1500.0
+    static let serverWindow = 1500.0 * scale
     /// ... and one sent this long before its own connection was reset.
-    static let resetWindow = 500.0
+    static let resetWindow = 500.0 * scale
     /// An acknowledgement counts only when sent this long before its delivery's deadline.
-    static let deadlineMargin = 1000.0
+    static let deadlineMargin = 1000.0 * scale
     /// A delivery this soon after an acknowledgement may have been on its way already.
-    static let transit = 500.0
+    static let transit = 500.0 * scale
 
     @Test(arguments: [UInt64(1), 2])
     func membersComingGoingAndCrashingAgainstAModel(seed: UInt64) async throws {
@@ -106,7 +110,7 @@ import Glibc
             group = try await httpRequest(httpPort, "GET", path).object
             return group["position"] as? Int == Int(last) && group["inFlight"] as? Int == 0 && group["waiting"] as? Int == 0
         }
-        try await eventually(seconds: 60, settled)
+        try await eventually(seconds: 60 * Self.scale, settled)
         #expect(try await settled(), "not settled: \(group)")
         let parked = (group["parkedEvents"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? Int).map(UInt64.init) }
         #expect(group["ackedFloor"] as? Int == Int(last), "\(group)")
@@ -115,7 +119,7 @@ import Glibc
         if !parked.isEmpty {
             let answer = try await httpRequest(httpPort, "POST", path + "/redeliver", headers: ["Content-Type": "application/json"])
             #expect(answer.object["redelivered"] as? Int == parked.count, "\(answer.body)")
-            try await eventually(seconds: 60) { try await settled() && group["parked"] as? Int == 0 }
+            try await eventually(seconds: 60 * Self.scale) { try await settled() && group["parked"] as? Int == 0 }
             #expect(group["parked"] as? Int == 0, "after redelivery: \(group)")
         }
         drain.set()
