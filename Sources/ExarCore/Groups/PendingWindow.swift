@@ -18,8 +18,6 @@ struct PendingWindow {
     /// Live entries.
     private(set) var count = 0
 
-    var isEmpty: Bool { count == 0 }
-
     /// Entries stored, holes included (what the bound above is about).
     var storedLength: Int { ids.count }
 
