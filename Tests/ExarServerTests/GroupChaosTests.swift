@@ -184,7 +184,10 @@ private func eventually(seconds: Double, _ condition: () async throws -> Bool) a
 final class GroupModel: @unchecked Sendable {
     struct Delivery {
         let session: Int
+        /// When the member read it, and a time before which the server cannot have sent it (the
+        /// member's socket did not hold it then): a starved member thread reads events late.
         let at: Double
+        let sentAfter: Double
         let data: String
     }
 
@@ -215,9 +218,9 @@ final class GroupModel: @unchecked Sendable {
 
     var now: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }
 
-    func delivered(_ id: UInt64, data: String, session: Int) {
+    func delivered(_ id: UInt64, data: String, session: Int, sentAfter: Double) {
         lock.withLock {
-            deliveries[id, default: []].append(Delivery(session: session, at: now, data: data))
+            deliveries[id, default: []].append(Delivery(session: session, at: now, sentAfter: sentAfter, data: data))
             sessions.insert(session)
         }
     }
@@ -237,8 +240,8 @@ final class GroupModel: @unchecked Sendable {
     /// Whether the server must have applied `ack` to the delivery `delivery` of its event.
     private func mustHaveCounted(_ ack: Acknowledgement, _ delivery: Delivery) -> Bool {
         guard ack.session == delivery.session, ack.at >= delivery.at,
-              ack.at < delivery.at + GroupChaosTests.ackWait - GroupChaosTests.deadlineMargin else { return false }
-        if serverEnds.contains(where: { $0 >= delivery.at && $0 <= ack.at + GroupChaosTests.serverWindow }) { return false }
+              ack.at < delivery.sentAfter + GroupChaosTests.ackWait - GroupChaosTests.deadlineMargin else { return false }
+        if serverEnds.contains(where: { $0 >= delivery.sentAfter && $0 <= ack.at + GroupChaosTests.serverWindow }) { return false }
         if let reset = resets[ack.session], reset <= ack.at + GroupChaosTests.resetWindow { return false }
         return true
     }
@@ -270,13 +273,15 @@ final class GroupModel: @unchecked Sendable {
             var counted: Double?
             var acknowledgedAtAll = false
             for (number, delivery) in handed.enumerated() {
-                if let counted, delivery.at > counted + GroupChaosTests.transit {
+                if let counted, delivery.sentAfter > counted + GroupChaosTests.transit {
                     report.problems.append("event \(id) delivered again (#\(number + 1), session \(delivery.session), at \(Int(delivery.at)) ms) after an acknowledgement at \(Int(counted)) ms")
                 }
                 let next = number + 1 < handed.count ? handed[number + 1].at : .infinity
-                for ack in acksBySession[delivery.session] ?? [] where ack.upTo >= id && ack.at >= delivery.at && ack.at < next {
+                // (An Ack after the next delivery may count too: a late one counts unless the
+                // group had the event acknowledged since.)
+                for ack in acksBySession[delivery.session] ?? [] where ack.upTo >= id && ack.at >= delivery.at {
                     acknowledgedAtAll = true
-                    if counted == nil && mustHaveCounted(ack, delivery) { counted = ack.at }
+                    if counted == nil && ack.at < next && mustHaveCounted(ack, delivery) { counted = ack.at }
                 }
             }
             let beforeRedelivery = handed.filter { $0.at < redelivering }.count
@@ -334,17 +339,28 @@ struct MemberPlan: Sendable {
         var acknowledged: UInt64 = 0
         var lastAck = born
         var pending = ""
+        // Bytes read now were not in the socket when the previous read began (unless that read
+        // filled its buffer): the server sent them after `bound`. A line split over reads keeps
+        // the bound of the read that brought its first bytes.
+        var bound = born
+        var partialBound = born
         while !stop.isSet && model.now - born < lifetime {
-            guard let chunk = connection.receive(timeoutMilliseconds: 30) else { return }  // the server went
+            let reading = model.now
+            guard let (chunk, full) = connection.receive(timeoutMilliseconds: 30) else { return }  // the server went
+            var lineBound = pending.isEmpty ? bound : partialBound
             pending += chunk
             while let newline = pending.firstIndex(of: "\n") {
                 let line = pending[..<newline]
                 pending = String(pending[pending.index(after: newline)...])
                 let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-                guard fields.first == "Event", fields.count >= 5, let id = UInt64(fields[1]) else { continue }
-                model.delivered(id, data: String(fields[4]), session: session)
-                lastRead = id
+                if fields.first == "Event", fields.count >= 5, let id = UInt64(fields[1]) {
+                    model.delivered(id, data: String(fields[4]), session: session, sentAfter: lineBound)
+                    lastRead = id
+                }
+                lineBound = bound
             }
+            partialBound = lineBound
+            if !full { bound = reading }
             guard lastRead != acknowledged else { continue }
             switch acking {
             case .prompt:
@@ -403,13 +419,14 @@ final class MemberConnection {
         }
     }
 
-    /// What arrived within the timeout (maybe nothing), or `nil` once the server closed.
-    func receive(timeoutMilliseconds: Int32) -> String? {
+    /// What arrived within the timeout (maybe nothing) and whether it filled the read buffer
+    /// (more may wait), or `nil` once the server closed.
+    func receive(timeoutMilliseconds: Int32) -> (String, full: Bool)? {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&poller, 1, timeoutMilliseconds) > 0 else { return "" }
+        guard poll(&poller, 1, timeoutMilliseconds) > 0 else { return ("", false) }
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        return count > 0 ? String(decoding: chunk[..<count], as: UTF8.self) : nil
+        return count > 0 ? (String(decoding: chunk[..<count], as: UTF8.self), count == chunk.count) : nil
     }
 
     func close() {

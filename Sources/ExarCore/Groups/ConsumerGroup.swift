@@ -32,122 +32,6 @@ public final class GroupMembership: Sendable {
 /// feed) that takes new events from the log, a timer for acknowledgement deadlines, and the
 /// saving of its state. Every change happens with `lock` held; saves run on `queue`.
 final class ConsumerGroup: @unchecked Sendable {
-    /// A member and the events it holds.
-    ///
-    /// A member is never handed an id below one it holds (a waiting id goes to a member whose
-    /// held ids are all smaller), so what it holds came in increasing id order, and `Ack x`
-    /// for a held `x` covers exactly the held events that came before `x`: ones the member has
-    /// read. An `Ack` of an id it no longer holds (acknowledged already, or taken back after its
-    /// deadline) covers only held events handed out before that id was, found from the delivery
-    /// numbers of its last released ids. An `Ack` of an id it was never handed (or handed too
-    /// long ago to be remembered) covers the held events up to it, except those handed out since
-    /// it was last given an id lower than one it had before (a redelivery). So no acknowledgement
-    /// covers a redelivered event handed out after the acknowledged one, which the member may not
-    /// have read.
-    final class Member {
-        let number: Int
-        let sink: any SubscriptionSink
-        let maxInFlight: Int
-        /// Ids handed to it and not acknowledged, ascending (and so in the order they were handed).
-        private(set) var inFlight: [UInt64] = []
-        /// The delivery number of each id in `inFlight`.
-        private var sequences: [UInt64] = []
-        private var nextSequence: UInt64 = 0
-        /// The highest id it was ever handed, and the delivery number of the last id it was
-        /// handed below that one (a redelivery).
-        private var highestHanded: UInt64 = 0
-        private var backwardSequence: UInt64?
-        /// The ids it last stopped holding and their delivery numbers, for late `Ack`s (a ring).
-        private var released: [(id: UInt64, sequence: UInt64)] = []
-        private var releasedNext = 0
-        static let releasedMemory = 256
-        var blocked = false
-        var touched = false
-
-        init(number: Int, sink: any SubscriptionSink, maxInFlight: Int) {
-            self.number = number
-            self.sink = sink
-            self.maxInFlight = maxInFlight
-        }
-
-        var hasRoom: Bool { !blocked && inFlight.count < maxInFlight }
-
-        /// Whether `id` may be handed to it: it has room and holds nothing above `id`.
-        func mayTake(_ id: UInt64) -> Bool { hasRoom && (inFlight.last ?? 0) < id }
-
-        func hold(_ id: UInt64) {
-            precondition((inFlight.last ?? 0) < id, "a member is handed increasing ids")
-            if id < highestHanded { backwardSequence = nextSequence }
-            highestHanded = max(highestHanded, id)
-            inFlight.append(id)
-            sequences.append(nextSequence)
-            nextSequence += 1
-        }
-
-        /// Stops holding `id` (its deadline passed).
-        func remove(_ id: UInt64) {
-            let index = Self.upperBound(inFlight, id) - 1
-            guard index >= 0 && inFlight[index] == id else { return }
-            remember(id, sequences[index])
-            inFlight.remove(at: index)
-            sequences.remove(at: index)
-        }
-
-        /// The held ids an `Ack` of `id` covers, taken out of `inFlight`.
-        func acknowledge(upTo id: UInt64) -> [UInt64] {
-            var count = Self.upperBound(inFlight, id)
-            if count == 0 || inFlight[count - 1] != id {
-                // Not held: only what was handed out before it was, or before the last redelivery.
-                if let sequence = releasedSequence(of: id) {
-                    while count > 0 && sequences[count - 1] > sequence { count -= 1 }
-                } else if let backwardSequence {
-                    while count > 0 && sequences[count - 1] >= backwardSequence { count -= 1 }
-                }
-            }
-            guard count > 0 else { return [] }
-            let covered = Array(inFlight[..<count])
-            for index in 0..<count { remember(inFlight[index], sequences[index]) }
-            inFlight.removeFirst(count)
-            sequences.removeFirst(count)
-            return covered
-        }
-
-        /// Everything it holds, given up (it leaves).
-        func releaseAll() -> [UInt64] {
-            defer {
-                inFlight.removeAll()
-                sequences.removeAll()
-            }
-            return inFlight
-        }
-
-        private func remember(_ id: UInt64, _ sequence: UInt64) {
-            if released.count < Self.releasedMemory {
-                released.append((id, sequence))
-            } else {
-                released[releasedNext] = (id, sequence)
-            }
-            releasedNext = (releasedNext + 1) % Self.releasedMemory
-        }
-
-        private func releasedSequence(of id: UInt64) -> UInt64? {
-            var found: UInt64?
-            for entry in released where entry.id == id { found = max(found ?? 0, entry.sequence) }
-            return found
-        }
-
-        /// The number of elements `<= id`.
-        static func upperBound(_ ids: [UInt64], _ id: UInt64) -> Int {
-            var low = 0
-            var high = ids.count
-            while low < high {
-                let mid = (low + high) / 2
-                if ids[mid] <= id { low = mid + 1 } else { high = mid }
-            }
-            return low
-        }
-    }
-
     let name: String
     /// Unowned: the collection holds its groups (a member that outlives it finds the group closed first).
     private unowned let collection: Collection
@@ -228,8 +112,16 @@ final class ConsumerGroup: @unchecked Sendable {
         defer { lock.unlock() }
         guard let member = members.first(where: { $0.number == number }) else { return }
         let covered = member.acknowledge(upTo: id)
-        guard !covered.isEmpty else { return }
-        for acked in covered { state.acknowledge(acked) }
+        var changed = !covered.held.isEmpty
+        for acked in covered.held { state.acknowledge(acked) }
+        for acked in covered.late {
+            // Taken back from this member at its deadline, read all the same: acknowledged unless
+            // the group had it acknowledged since (a member holding it now lets it go).
+            guard let holder = state.acknowledgeLate(acked) else { continue }
+            if holder >= 0 { members.first(where: { $0.number == holder })?.remove(acked, timedOut: false) }
+            changed = true
+        }
+        guard changed else { return }
         scheduleSave()
         pump()
     }
@@ -389,7 +281,7 @@ final class ConsumerGroup: @unchecked Sendable {
         }
         if !due.isEmpty {
             for (id, member) in due {
-                members.first(where: { $0.number == member })?.remove(id)
+                members.first(where: { $0.number == member })?.remove(id, timedOut: true)
                 state.release(id, maxDeliver: UInt32(settings.maxDeliver))
             }
             scheduleSave()

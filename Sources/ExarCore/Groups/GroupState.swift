@@ -76,7 +76,7 @@ struct GroupState {
 
     /// A waiting id that can no longer be read (retention deleted it): counted as lost.
     mutating func dropReady(_ id: UInt64) {
-        if let index = ready.lastIndex(of: id) { ready.remove(at: index) }
+        removeReady(id)
         if pending.remove(id) != nil { lost += 1 }
     }
 
@@ -84,6 +84,17 @@ struct GroupState {
     @discardableResult
     mutating func acknowledge(_ id: UInt64) -> Bool {
         pending.remove(id) != nil
+    }
+
+    /// Acknowledges `id` after its delivery timed out: pending (held by another member, or
+    /// waiting) or parked since. Returns the member that holds it now (`-1`: none), or `nil` if
+    /// it was acknowledged already.
+    mutating func acknowledgeLate(_ id: UInt64) -> Int? {
+        if let entry = pending.remove(id) {
+            if entry.member < 0 { removeReady(id) }
+            return entry.member
+        }
+        return parked.removeValue(forKey: id) != nil ? -1 : nil
     }
 
     /// Takes `id` back from the member that held it (its delivery timed out, or the member left):
@@ -144,14 +155,24 @@ struct GroupState {
     }
 
     private mutating func insertReady(_ id: UInt64) {
-        // Descending: find the first index whose id is smaller than `id`.
+        let index = readyPosition(id)
+        if index < ready.count && ready[index] == id { return }
+        ready.insert(id, at: index)
+    }
+
+    private mutating func removeReady(_ id: UInt64) {
+        let index = readyPosition(id)
+        if index < ready.count && ready[index] == id { ready.remove(at: index) }
+    }
+
+    /// `ready` is descending: the first index whose id is not above `id`.
+    private func readyPosition(_ id: UInt64) -> Int {
         var low = 0
         var high = ready.count
         while low < high {
             let mid = (low + high) / 2
             if ready[mid] > id { low = mid + 1 } else { high = mid }
         }
-        if low < ready.count && ready[low] == id { return }
-        ready.insert(id, at: low)
+        return low
     }
 }
