@@ -112,8 +112,9 @@ extension Segment {
         capacity - committedEnd.load(ordering: .acquiring) - Format.Batch.headerSize < capacity / 2
     }
 
-    /// Bytes of the segment's four files on disk: preallocation makes each take its size, rounded
-    /// up to whole 4 KiB blocks.
+    /// Bytes of the segment's four files at their full size, rounded up to whole 4 KiB blocks:
+    /// what they take on disk once full (an active segment's files are allocated as they fill,
+    /// so counting it whole keeps the bound whatever it holds).
     var fileBytes: UInt64 {
         func blocks(_ size: Int) -> UInt64 { UInt64((size + 4095) / 4096 * 4096) }
         return blocks(log.size) + blocks(index.size) + blocks(tags.size) + blocks(time.size)

@@ -136,6 +136,12 @@ extension CollectionLog {
                     mustRoll = true
                     continue
                 }
+                do throws(ExarError) {
+                    try reserve(payloadBytes: end - offset)
+                } catch {
+                    failure = error
+                    break
+                }
                 active.append(records: UnsafeRawBufferPointer(rebasing: raw[offset..<end]), count: count,
                               firstTimestamp: firstTimestamp, lastTimestamp: lastTimestamp, compress: compress)
                 offset = end
@@ -200,6 +206,19 @@ extension CollectionLog {
         mustRoll = false
         retentionRequestedForActive = false
         retention?.request(self)
+    }
+
+    /// Allocates the active segment's room for the next batch. A full disk with retention
+    /// configured: delete what the policies allow now, then try once more.
+    private func reserve(payloadBytes: Int) throws(ExarError) {
+        do {
+            try active.reserve(payloadBytes: payloadBytes)
+        } catch {
+            guard let retention, Self.isNoSpace(error) else { throw error }
+            let deleted = retention.enforceNow()
+            log(.warning, "no space for the next batch; retention deleted \(deleted) segments at once")
+            try active.reserve(payloadBytes: payloadBytes)
+        }
     }
 
     private func createNextSegment() throws(ExarError) -> Segment {

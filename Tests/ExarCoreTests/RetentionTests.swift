@@ -22,8 +22,16 @@ import Testing
     }
 
     /// Bytes one segment's four files take on disk, read from a fresh collection's folder.
+    /// What one full segment takes on disk: its four files at their full size, in whole pages
+    /// (a fresh collection's files are allocated as they fill, so `du` says less).
     private func segmentFileBytes(_ folder: TemporaryFolder, _ name: String) -> UInt64 {
-        allocated(folder.path + "/" + name)
+        let directory = folder.path + "/" + name
+        var total: UInt64 = 0
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !file.hasPrefix(".") {
+            var info = stat()
+            if stat(directory + "/" + file, &info) == 0 { total += (UInt64(info.st_size) + 4095) / 4096 * 4096 }
+        }
+        return total
     }
 
     /// Blocks allocated by the collection's files (what `du` says).

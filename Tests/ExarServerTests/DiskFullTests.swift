@@ -126,11 +126,13 @@ private func setLimit(of pid: pid_t, resource: Int32, to value: rlim_t) throws {
         let ballast = server.dataFolder + "/ballast"
         try await exercise(server, expectedError: "No space left on device",
                            fill: {
-                               // Leave less room than one more segment needs.
+                               // Fill the file system, then give back 64 KiB: room for some
+                               // events (files are allocated as they fill), not for a segment.
                                let fd = open(ballast, O_CREAT | O_WRONLY, 0o644)
                                defer { close(fd) }
                                var size = 1 << 20
                                while size > 4096 && posix_fallocate(fd, 0, off_t(size)) != 0 { size -= 4096 }
+                               ftruncate(fd, off_t(max(0, size - 64 * 1024)))
                            },
                            free: { unlink(ballast) })
         #expect(server.stop() == 0)

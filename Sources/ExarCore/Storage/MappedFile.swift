@@ -10,14 +10,19 @@ import Synchronization
 
 /// A file of fixed size mapped read-write into memory; unmapped and closed exactly once, on deinit.
 ///
-/// New files are preallocated (`posix_fallocate`), so that a full disk is an error at creation and
-/// never a `SIGBUS` when a page of the mapping is first written.
+/// New files have their full size but only `allocate` bytes allocated on disk at first (the rest
+/// is a hole that reads as zeros); whoever writes calls ``allocate(_:)`` (Allocation.swift)
+/// before writing a page beyond that, so a full disk is an error there and never a `SIGBUS` when
+/// a page of the mapping is first written.
 final class MappedFile: @unchecked Sendable {
     let path: String
     let base: UnsafeMutableRawPointer
     let size: Int
     /// The open descriptor, or -1 once released (the mapping stays valid without it).
-    private let descriptor: Locked<Int32>
+    let descriptor: Locked<Int32>
+    /// Set when the file system cannot allocate ahead (no `fallocate`): pages are then allocated
+    /// when first written, as on any mapping of such a file system.
+    let allocationUnsupported = Atomic<Bool>(false)
 
     private init(path: String, descriptor: Int32, base: UnsafeMutableRawPointer, size: Int) {
         self.path = path
@@ -42,14 +47,20 @@ final class MappedFile: @unchecked Sendable {
         }
     }
 
-    /// Creates (or replaces) `path` as a zero-filled file of `size` bytes and maps it.
-    static func create(path: String, size: Int) throws(ExarError) -> MappedFile {
+    /// Creates (or replaces) `path` as a zero-filled file of `size` bytes, of which the first
+    /// `allocate` (rounded up to pages) are allocated on disk, and maps it.
+    static func create(path: String, size: Int, allocate: Int) throws(ExarError) -> MappedFile {
         let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        var file: MappedFile?
         do throws(ExarError) {
-            try preallocate(fd, size: size, path: path)
-            return try map(fd: fd, path: path, size: size)
+            _ = try Syscall.retrying("ftruncate \(path)") { ftruncate(fd, off_t(size)) }
+            let mapped = try map(fd: fd, path: path, size: size)
+            file = mapped
+            try mapped.allocate(0..<min(allocate, size))
+            return mapped
         } catch {
-            close(fd)
+            if file == nil { close(fd) }
+            file = nil
             unlink(path)
             throw error
         }
@@ -76,20 +87,6 @@ final class MappedFile: @unchecked Sendable {
             close(fd)
             throw error
         }
-    }
-
-    private static func preallocate(_ fd: Int32, size: Int, path: String) throws(ExarError) {
-        var result: Int32
-        repeat {
-            result = posix_fallocate(fd, 0, off_t(size))
-        } while result == EINTR
-        if result == 0 { return }
-        if result == EOPNOTSUPP || result == EINVAL {
-            // A file system without fallocate: size the file; pages are allocated on first write.
-            _ = try Syscall.retrying("ftruncate \(path)") { ftruncate(fd, off_t(size)) }
-            return
-        }
-        throw Syscall.error(result, "preallocate \(size) bytes for \(path)")
     }
 
     private static func map(fd: Int32, path: String, size: Int, protection: Int32 = PROT_READ | PROT_WRITE)
@@ -127,13 +124,25 @@ final class MappedFile: @unchecked Sendable {
 package final class CollectionLock: @unchecked Sendable {
     private let descriptor: Locked<Int32>
 
-    /// Takes the lock of the collection folder `directory` (which must exist) without waiting.
-    package init(directory: String) throws(ExarError) {
+    /// Takes the lock of the collection folder `directory` (which must exist), waiting at most
+    /// `patience` seconds for another holder to let go.
+    ///
+    /// The wait is for this process's own children: a child being spawned holds copies of the
+    /// parent's descriptors (and so of the lock) until its `exec` closes them, so a collection
+    /// closed and reopened while another thread spawns a process may find its own lock held a
+    /// moment longer.
+    package init(directory: String, patience: Double = 2) throws(ExarError) {
         let path = directory + "/.lock"
         let fd = try Syscall.retrying("open \(path)") { Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        var waited = 0.0
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             if code == EINTR { continue }
+            if code == EWOULDBLOCK && waited < patience {
+                usleep(10_000)
+                waited += 0.01
+                continue
+            }
             close(fd)
             if code == EWOULDBLOCK {
                 throw .io(.wouldBlock, "collection folder \(directory) is in use by another process (exar-db or exar-inspect repair)")

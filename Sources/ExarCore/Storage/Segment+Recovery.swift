@@ -213,7 +213,7 @@ extension Segment {
         let rebuilt = Segment(baseId: baseId, log: log, index: index, tags: tags, time: time, indexInterval: interval,
                               dataEnd: Format.Segment.headerSize, nextId: baseId, indexCount: 0, maxTimestamp: 0,
                               sealed: false)
-        _ = rebuilt.reindex(upTo: dataEnd)
+        _ = try rebuilt.reindex(upTo: dataEnd)
         if dataEnd > Format.Segment.headerSize || sealed {
             notes.append(RecoveryNote(kind: .rebuiltIndex, path: paths.index,
                                       detail: "index, tag bitmaps and time index rebuilt from \(dataEnd - Format.Segment.headerSize) bytes of events"))
@@ -262,7 +262,7 @@ extension Segment {
 
     /// Rebuilds index entries and tag bitmaps over the batches below `end`; returns the entry count.
     /// Stops at the first batch it cannot read.
-    func reindex(upTo end: Int) -> Int {
+    func reindex(upTo end: Int) throws(ExarError) -> Int {
         var position = Format.Segment.headerSize
         var expectedId = baseId
         let scratch = DecompressionBuffer()
@@ -272,6 +272,7 @@ extension Segment {
             else { break }
             expectedId = header.endId
             guard let payload = scratch.payload(of: UnsafeRawPointer(log.base + position), header) else { break }
+            try reserveIndexEntry()
             reindexBatch(at: position, header: header, payload: payload)
             position += header.totalSize
         }
@@ -302,6 +303,7 @@ extension Segment {
         }
         let capacity = max(count, Int(UnsafeRawPointer(index.base).loadLE(at: Format.Index.capacityOffset, as: UInt32.self)))
         let file = try createTimeFile(path: paths.time, baseId: baseId, capacity: capacity)
+        try file.allocate(0..<(Format.Time.headerSize + count * Format.Time.entrySize))
         let logBase = UnsafeRawPointer(log.base)
         let indexBase = UnsafeRawPointer(index.base)
         let scratch = DecompressionBuffer()

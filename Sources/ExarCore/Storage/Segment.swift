@@ -29,7 +29,18 @@ final class Segment: @unchecked Sendable {
     /// `committedEnd`, so a reader that loads it first finds those events below the end it loads next.
     let maxTimestamp: Atomic<UInt64>
 
+    /// Whether the segment tag bitmap holds every tag written: false once the disk refused one of
+    /// its pages (readers then take the segment to hold any tag; a reopen rebuilds the file).
+    let segmentBitmapComplete = Atomic<Bool>(true)
+
     // Writer-only state.
+    /// How far the log, index, time and block bitmap files are allocated, and which pages of the
+    /// segment bitmap (Allocation.swift).
+    private var logFront = AllocationFront(origin: 0, minimumStep: 16 << 10)
+    private var indexFront = AllocationFront(origin: 0, minimumStep: MappedFile.pageSize)
+    private var timeFront = AllocationFront(origin: 0, minimumStep: MappedFile.pageSize)
+    private var blocksFront: AllocationFront
+    private var bitmapPages: AllocatedPages
     private(set) var writeEnd: Int
     private(set) var nextId: UInt64
     private var indexCount: Int
@@ -50,6 +61,10 @@ final class Segment: @unchecked Sendable {
             version: tags.base.loadLE(at: 8, as: UInt32.self),
             bits: tags.base.loadLE(at: Format.Tags.segmentBitsOffset, as: UInt32.self)) ?? .classic
         self.time = time
+        self.bitmapPages = AllocatedPages(start: Format.Tags.headerSize, count: segmentBitmap.bytes)
+        // The block bitmaps follow the segment bitmap, whose pages are allocated one by one.
+        self.blocksFront = AllocationFront(origin: Format.Tags.headerSize + segmentBitmap.bytes,
+                                           minimumStep: MappedFile.pageSize)
         self.maxTimestamp = Atomic(maxTimestamp)
         self.runningMaxTimestamp = maxTimestamp
         self.indexInterval = indexInterval
@@ -91,7 +106,7 @@ final class Segment: @unchecked Sendable {
     /// Creates a new, empty segment and its index and tag files.
     static func create(directory: String, baseId: UInt64, size: Int, indexInterval: Int) throws(ExarError) -> Segment {
         let paths = paths(directory: directory, baseId: baseId)
-        let log = try MappedFile.create(path: paths.log, size: size)
+        let log = try MappedFile.create(path: paths.log, size: size, allocate: Format.Segment.headerSize)
         writeSegmentHeader(log, baseId: baseId)
         let capacity = indexCapacity(segmentSize: size, interval: indexInterval)
         do {
@@ -120,7 +135,8 @@ final class Segment: @unchecked Sendable {
     }
 
     static func createIndexFile(path: String, baseId: UInt64, capacity: Int, interval: Int) throws(ExarError) -> MappedFile {
-        let file = try MappedFile.create(path: path, size: Format.Index.headerSize + capacity * Format.Index.entrySize)
+        let file = try MappedFile.create(path: path, size: Format.Index.headerSize + capacity * Format.Index.entrySize,
+                                         allocate: Format.Index.headerSize)
         file.base.storeLE(Format.Index.magic, at: 0)
         file.base.storeLE(Format.version, at: 8)
         file.base.storeLE(UInt32(interval), at: Format.Index.intervalOffset)
@@ -132,7 +148,7 @@ final class Segment: @unchecked Sendable {
     static func createTagsFile(path: String, baseId: UInt64, capacity: Int, segmentSize: Int) throws(ExarError) -> MappedFile {
         let layout = SegmentBitmapLayout.forSegment(size: segmentSize)
         let size = Format.Tags.headerSize + layout.bytes + capacity * (Format.Tags.blockBits / 8)
-        let file = try MappedFile.create(path: path, size: size)
+        let file = try MappedFile.create(path: path, size: size, allocate: Format.Tags.headerSize)
         file.base.storeLE(Format.Tags.magic, at: 0)
         file.base.storeLE(layout.version, at: 8)
         file.base.storeLE(UInt32(layout.bits), at: Format.Tags.segmentBitsOffset)
@@ -143,7 +159,8 @@ final class Segment: @unchecked Sendable {
     }
 
     static func createTimeFile(path: String, baseId: UInt64, capacity: Int) throws(ExarError) -> MappedFile {
-        let file = try MappedFile.create(path: path, size: Format.Time.headerSize + capacity * Format.Time.entrySize)
+        let file = try MappedFile.create(path: path, size: Format.Time.headerSize + capacity * Format.Time.entrySize,
+                                         allocate: Format.Time.headerSize)
         file.base.storeLE(Format.Time.magic, at: 0)
         file.base.storeLE(Format.version, at: 8)
         file.base.storeLE(baseId, at: Format.Time.baseIdOffset)
@@ -161,8 +178,24 @@ final class Segment: @unchecked Sendable {
     /// Whether nothing has been written to the segment.
     var isEmpty: Bool { writeEnd == Format.Segment.headerSize }
 
-    /// Writes one batch of `count` encoded records; the caller checked that `records` fits.
-    /// Makes nothing visible to readers: ``commit()`` does.
+    /// Allocates on disk what the next batch (of `payloadBytes` raw bytes at most) and its index
+    /// entry may take: called before ``append(records:count:firstTimestamp:lastTimestamp:compress:)``,
+    /// so a full disk is this error and not a fault on a mapped page.
+    func reserve(payloadBytes: Int) throws(ExarError) {
+        try logFront.ensure(writeEnd + Format.Batch.headerSize + payloadBytes, in: log)
+        try reserveIndexEntry()
+    }
+
+    /// Allocates the index, time and block bitmap entries of one more index entry.
+    func reserveIndexEntry() throws(ExarError) {
+        let entries = min(indexCount + 1, indexCapacity)
+        try indexFront.ensure(Format.Index.headerSize + entries * Format.Index.entrySize, in: index)
+        try timeFront.ensure(Format.Time.headerSize + entries * Format.Time.entrySize, in: time)
+        try blocksFront.ensure(Format.Tags.headerSize + segmentBitmap.bytes + entries * (Format.Tags.blockBits / 8), in: tags)
+    }
+
+    /// Writes one batch of `count` encoded records; the caller checked that `records` fits and
+    /// reserved its room (``reserve(payloadBytes:)``). Makes nothing visible to readers: ``commit()`` does.
     func append(records: UnsafeRawBufferPointer, count: Int, firstTimestamp: UInt64, lastTimestamp: UInt64,
                 compress: Bool) {
         precondition(records.count <= freePayloadBytes, "batch does not fit the segment")
@@ -213,14 +246,28 @@ final class Segment: @unchecked Sendable {
         let blockBitmap = segmentBits + segmentBitmap.bytes + (indexCount - 1) * (Format.Tags.blockBits / 8)
         let layout = segmentBitmap
         var maxTimestamp = runningMaxTimestamp
+        var complete = segmentBitmapComplete.load(ordering: .relaxed)
         RecordWalk.forEach(records) { record in
             maxTimestamp = max(maxTimestamp, record.timestamp)
             TagBloom.forEachTag(in: record.tags) { tag in
                 let hash = TagHash(tag)
-                layout.insert(hash, into: segmentBits)
+                if !layout.blocked {
+                    layout.insert(hash, into: segmentBits)  // version 1 files were allocated whole
+                } else if complete {
+                    // A tag's line is allocated on disk when a bit is first set in its page.
+                    let (line, bits) = layout.blockedBits(hash)
+                    if bitmapPages.ensure(line, in: tags) {
+                        layout.setBlocked(bits, line: line, into: segmentBits)
+                    } else {
+                        complete = false
+                    }
+                }
                 TagBloom.insert(hash, into: blockBitmap, bits: Format.Tags.blockBits, hashes: Format.Tags.blockHashes)
             }
             return true
+        }
+        if !complete && segmentBitmapComplete.load(ordering: .relaxed) {
+            segmentBitmapComplete.store(false, ordering: .relaxed)  // published by commit()'s release
         }
         runningMaxTimestamp = maxTimestamp
     }
@@ -242,7 +289,9 @@ final class Segment: @unchecked Sendable {
         index.base.storeLE(UInt32(indexCount), at: Format.Index.countOffset)
         index.base.storeLE(UInt64(writeEnd), at: Format.Index.dataEndOffset)
         tags.base.storeLE(UInt32(indexCount), at: Format.Tags.blockCountOffset)
-        tags.base.storeLE(UInt64(writeEnd), at: Format.Tags.dataEndOffset)
+        // A tag file missing tags is not marked as agreeing with the segment: a reopen rebuilds it.
+        let complete = segmentBitmapComplete.load(ordering: .relaxed)
+        tags.base.storeLE(UInt64(complete ? writeEnd : 0), at: Format.Tags.dataEndOffset)
         time.base.storeLE(UInt32(indexCount), at: Format.Time.countOffset)
         time.base.storeLE(UInt64(writeEnd), at: Format.Time.dataEndOffset)
         time.base.storeLE(runningMaxTimestamp, at: Format.Time.maxTimestampOffset)
@@ -332,7 +381,7 @@ final class Segment: @unchecked Sendable {
     }
 
     func segmentMayContain(_ hash: TagHash) -> Bool {
-        segmentBitmap.mayContain(hash, in: tags.base + Format.Tags.headerSize)
+        !segmentBitmapComplete.load(ordering: .relaxed) || segmentBitmap.mayContain(hash, in: tags.base + Format.Tags.headerSize)
     }
 
     /// The first block bitmap (they follow each other, `blockBits / 8` bytes apart).

@@ -159,7 +159,7 @@ struct SegmentBitmapLayout: Sendable, Equatable {
 
     /// The 512-bit line (its byte offset) and the 4 bit positions in it, of a version 2 bitmap.
     @inline(__always)
-    private func blockedBits(_ hash: TagHash) -> (line: Int, bits: (UInt32, UInt32, UInt32, UInt32)) {
+    func blockedBits(_ hash: TagHash) -> (line: Int, bits: (UInt32, UInt32, UInt32, UInt32)) {
         // The murmur3 finalizer over both halves: FNV-1a's low bits alone mix poorly.
         var mixed = UInt64(hash.h1) | UInt64(hash.h2) << 32
         mixed ^= mixed >> 33
@@ -181,6 +181,12 @@ struct SegmentBitmapLayout: Sendable, Equatable {
             return
         }
         let (line, b) = blockedBits(hash)
+        setBlocked(b, line: line, into: bitmap)
+    }
+
+    /// Sets a version 2 tag's bits (from ``blockedBits(_:)``) in its line.
+    @inline(__always)
+    func setBlocked(_ b: (UInt32, UInt32, UInt32, UInt32), line: Int, into bitmap: UnsafeMutableRawPointer) {
         let base = bitmap + line
         @inline(__always) func set(_ bit: UInt32) {
             let byte = base.advanced(by: Int(bit >> 3))

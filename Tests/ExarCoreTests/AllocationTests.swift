@@ -1,0 +1,77 @@
+import ExarCore
+import ExarModel
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Segment files are allocated on disk as they fill, not when they are created: a collection
+/// costs what it holds plus a few pages, whatever its segment size.
+@Suite struct AllocationTests {
+    /// Blocks allocated under `path` (what `du` says), and the files' full sizes.
+    private func usage(_ path: String) -> (allocated: UInt64, apparent: UInt64) {
+        var allocated: UInt64 = 0
+        var apparent: UInt64 = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+            var info = stat()
+            guard stat(path + "/" + name, &info) == 0 else { continue }
+            allocated += UInt64(info.st_blocks) * 512
+            apparent += UInt64(info.st_size)
+        }
+        return (allocated, apparent)
+    }
+
+    @Test func aSmallCollectionTakesAFewPagesWhateverItsSegmentSize() async throws {
+        let folder = TemporaryFolder()
+        let database = try makeDatabase(folder, segmentSize: 64 << 20, indexInterval: 4096)
+        defer { database.close() }
+        let empty = try database.collection("empty")
+        let one = try database.collection("one")
+        try await one.publish(Event(tags: ["t"], data: "hello"))
+        let emptyUse = usage(folder.path + "/empty")
+        let oneUse = usage(folder.path + "/one")
+        #expect(emptyUse.apparent > 64 << 20, "the files keep their full size: \(emptyUse)")
+        #expect(emptyUse.allocated <= 16 << 10, "an empty collection: \(emptyUse.allocated) bytes on disk")
+        #expect(oneUse.allocated <= 48 << 10, "one event: \(oneUse.allocated) bytes on disk")
+        #expect(try one.read(.all).map(\.data) == ["hello"])
+        #expect(empty.lastId == 0)
+    }
+
+    @Test(arguments: [Compression.none, .lz4])
+    func aGrowingSegmentTakesAboutWhatItHoldsAndGoesOnAfterReopening(compression: Compression) async throws {
+        let folder = TemporaryFolder()
+        let directory = folder.path + "/c"
+        var expected: [String] = []
+        func publish(_ collection: ExarCore.Collection, _ range: Range<Int>) async throws {
+            for burst in range {
+                let events = (0..<100).map { Event(tags: ["tag-\(burst % 50)", "all"], data: sampleData(burst * 100 + $0, size: 500)) }
+                try await collection.publish(events)
+                expected += events.map(\.data)
+            }
+        }
+        do {
+            let database = try makeDatabase(folder, segmentSize: 64 << 20, indexInterval: 4096, compression: compression)
+            let collection = try database.collection("c")
+            try await publish(collection, 0..<60)  // 3 MB of events
+            let statistics = collection.statistics
+            // Tags and data, each record's 16-byte header and a batch header per 100 events (at most).
+            let stored = statistics.eventBytesAppended + statistics.eventsAppended * 16 + 600 * 64
+            let use = usage(directory)
+            // What the events take, plus at most a step (1 MiB) ahead and the side files' pages.
+            #expect(use.allocated <= stored + (1 << 20) + (256 << 10), "\(use.allocated) bytes on disk for \(stored)")
+            database.close()
+        }
+        // Reopened (sealed at close, so trusted without a scan), it takes more events where it stopped.
+        let database = try makeDatabase(folder, segmentSize: 64 << 20, indexInterval: 4096, compression: compression)
+        defer { database.close() }
+        let collection = try database.collection("c")
+        #expect(collection.recoveryNotes.isEmpty)
+        try await publish(collection, 60..<120)
+        #expect(try collection.read(.all).map(\.data) == expected)
+        #expect(try collection.read(Query(offset: 0, tag: "tag-7")).count == 3 * 100)  // bursts 7, 57 and 107
+        #expect(try collection.read(Query(offset: 0, tag: "absent")).isEmpty)
+        #expect(collection.statistics.segments == 1)
+    }
+}
