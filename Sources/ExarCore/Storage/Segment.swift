@@ -36,10 +36,10 @@ final class Segment: @unchecked Sendable {
     // Writer-only state.
     /// How far the log, index, time and block bitmap files are allocated, and which pages of the
     /// segment bitmap (Allocation.swift).
-    private var logFront = AllocationFront(origin: 0, minimumStep: 16 << 10)
-    private var indexFront = AllocationFront(origin: 0, minimumStep: MappedFile.pageSize)
-    private var timeFront = AllocationFront(origin: 0, minimumStep: MappedFile.pageSize)
-    private var blocksFront: AllocationFront
+    private let logFront = AllocationFront(origin: 0, minimumStep: 16 << 10, backgroundFrom: 256 << 10)
+    private let indexFront = AllocationFront(origin: 0, minimumStep: MappedFile.pageSize, backgroundFrom: 16 << 10)
+    private let timeFront = AllocationFront(origin: 0, minimumStep: MappedFile.pageSize, backgroundFrom: 16 << 10)
+    private let blocksFront: AllocationFront
     private var bitmapPages: AllocatedPages
     private(set) var writeEnd: Int
     private(set) var nextId: UInt64
@@ -64,7 +64,7 @@ final class Segment: @unchecked Sendable {
         self.bitmapPages = AllocatedPages(start: Format.Tags.headerSize, count: segmentBitmap.bytes)
         // The block bitmaps follow the segment bitmap, whose pages are allocated one by one.
         self.blocksFront = AllocationFront(origin: Format.Tags.headerSize + segmentBitmap.bytes,
-                                           minimumStep: MappedFile.pageSize)
+                                           minimumStep: MappedFile.pageSize, backgroundFrom: 64 << 10)
         self.maxTimestamp = Atomic(maxTimestamp)
         self.runningMaxTimestamp = maxTimestamp
         self.indexInterval = indexInterval
