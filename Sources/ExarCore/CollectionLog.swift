@@ -306,7 +306,7 @@ final class CollectionLog: @unchecked Sendable {
         var encoded: [UInt8] = []
         swap(&encoded, &inlineRecords)
         // A burst that may not fit the active segment goes to the writer thread: rolling creates
-        // and preallocates a file and syncs, which must not block the caller's event loop. It may
+        // four files and syncs, which must not block the caller's event loop. It may
         // queue behind bursts other threads queued meanwhile; this caller had nothing pending, so
         // its own bursts keep their order.
         let batchHeaders = (encoded.count / 4096 + 1) * Format.Batch.headerSize
