@@ -25,8 +25,10 @@ public final class Collection: Sendable {
         scanners = (0..<configuration.scanners.count).map { _ in
             Scanner(log: log, sleepTimeMilliseconds: configuration.scanners.sleepTimeMilliseconds)
         }
+        // A collection's scanners on consecutive lanes: each on its own thread while there are enough.
+        let first = WorkLanes.scanners.assign().index
         for (number, scanner) in scanners.enumerated() {
-            scanner.start(number: number)
+            scanner.start(on: WorkLanes.scanners.lane(first + number))
         }
         let observers: [@Sendable () -> Void] = scanners.map { scanner in { scanner.commitHappened() } }
         log.start(commitObservers: observers)

@@ -1,61 +1,77 @@
 import ExarModel
 import Foundation
 
-/// The collection's writer thread: it writes the bursts queued for it (those not written in
-/// place), rolls segments, syncs as the policy says, and seals the active segment on close.
-extension CollectionLog {
+/// The collection's writer: passes on one of the shared writer lanes (``WorkLanes/writers``)
+/// that write the bursts queued for it (those not written in place), roll segments, sync as the
+/// policy says, and seal the active segment on close.
+extension CollectionLog: LaneWork {
     /// Bytes reserved up front in each of the two pending buffers, so bursts do not regrow them.
     static let pendingReserve = 1 << 20
 
-    func runWriter() {
-        var records: [UInt8] = []
-        records.reserveCapacity(Self.pendingReserve)
-        var bursts: [PendingBurst] = []
-        bursts.reserveCapacity(1024)
-        while true {
-            condition.lock()
-            while pendingBursts.isEmpty && !closing {
-                let since = unsyncedSince.load(ordering: .relaxed)
-                if since != 0, case .interval(let milliseconds) = configuration.sync {
-                    let dueIn = Double(milliseconds) / 1000 - Double(currentTimeMilliseconds() &- since) / 1000
-                    if dueIn <= 0 { break }
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: dueIn))
-                } else {
-                    condition.wait()
-                }
-            }
+    /// One writer pass: takes everything pending and writes it. Scheduled by a publish that
+    /// queues onto an empty queue, by an in-place write that leaves data unsynced (`interval`),
+    /// and by `close`; asks for its next pass when an interval sync falls due.
+    func runPass() -> LaneNext {
+        // Wait for a publisher writing in place, then take what is pending.
+        writeLock.lock()
+        condition.lock()
+        guard writerRunning else {
             condition.unlock()
-            // Wait for a publisher writing in place, then take what is pending.
-            writeLock.lock()
-            condition.lock()
-            let stop = pendingBursts.isEmpty && closing
-            swap(&records, &pendingRecords)
-            swap(&bursts, &pendingBursts)
-            let conditional = pendingHasCondition
-            pendingHasCondition = false
-            condition.unlock()
-
-            // Conditional bursts are checked one by one, in order; otherwise one write for all.
-            let outcome = bursts.isEmpty || conditional ? nil : write(records)
-            let results = bursts.isEmpty || !conditional ? nil : records.withUnsafeBytes { writeBursts($0, bursts) }
-            syncIfDue()
-            if !stop { writeLock.unlock() }  // else kept: nobody writes after the seal
-            if let outcome {
-                var before = 0
-                for burst in bursts {
-                    burst.completion(outcome.result(ofBurstAt: before, count: burst.count))
-                    before += burst.count
-                }
-            }
-            if let results {
-                for (burst, result) in zip(bursts, results) { burst.completion(result) }
-            }
-            if !bursts.isEmpty {
-                records.removeAll(keepingCapacity: true)
-                bursts.removeAll(keepingCapacity: true)
-            }
-            if stop { break }
+            writeLock.unlock()
+            return .idle
         }
+        let stop = pendingBursts.isEmpty && closing
+        // The pass's own buffers (moved, not copied: reused from pass to pass) for the pending ones.
+        var records: [UInt8] = []
+        var bursts: [PendingBurst] = []
+        swap(&records, &writerRecords)
+        swap(&bursts, &writerBursts)
+        swap(&records, &pendingRecords)
+        swap(&bursts, &pendingBursts)
+        let conditional = pendingHasCondition
+        pendingHasCondition = false
+        condition.unlock()
+
+        // Conditional bursts are checked one by one, in order; otherwise one write for all.
+        let outcome = bursts.isEmpty || conditional ? nil : write(records)
+        let results = bursts.isEmpty || !conditional ? nil : records.withUnsafeBytes { writeBursts($0, bursts) }
+        syncIfDue()
+        if !stop { writeLock.unlock() }  // else kept: nobody writes after the seal
+        if let outcome {
+            var before = 0
+            for burst in bursts {
+                burst.completion(outcome.result(ofBurstAt: before, count: burst.count))
+                before += burst.count
+            }
+        }
+        if let results {
+            for (burst, result) in zip(bursts, results) { burst.completion(result) }
+        }
+        if !bursts.isEmpty {
+            records.removeAll(keepingCapacity: true)
+            bursts.removeAll(keepingCapacity: true)
+        }
+        writerRecords = records
+        writerBursts = bursts
+        if stop {
+            finishWriting()
+            return .idle
+        }
+        // Closing with bursts written in this pass: the next one seals.
+        condition.lock()
+        let closingNow = closing
+        condition.unlock()
+        if closingNow { return .again }
+        let since = unsyncedSince.load(ordering: .relaxed)
+        if since != 0, case .interval(let milliseconds) = configuration.sync {
+            let elapsed = currentTimeMilliseconds() &- since
+            return .at(WorkLanes.now + (elapsed >= UInt64(milliseconds) ? 0 : UInt64(milliseconds) - elapsed))
+        }
+        return .idle
+    }
+
+    /// The last pass's end (`writeLock` held): seals the active segment and lets the folder go.
+    private func finishWriting() {
         defer { writeLock.unlock() }
         active.commit()
         active.seal()
@@ -71,6 +87,7 @@ extension CollectionLog {
         lock.release()
         condition.lock()
         writerRunning = false
+        condition.broadcast()
         condition.unlock()
     }
 

@@ -43,8 +43,11 @@ final class CollectionLog: @unchecked Sendable {
     /// Atomic: the writer thread reads it while waiting, without the write lock.
     let unsyncedSince = Atomic<UInt64>(0)
     var commitObservers: [@Sendable () -> Void] = []
-    /// The writer thread, joined by `close()`.
-    var writerThread: JoinableThread?
+    /// The writer lane that runs this collection's writer passes (set by `start`).
+    var writerLane: WorkLanes.Lane?
+    /// The buffers a writer pass swaps with the pending ones (writer only).
+    var writerRecords: [UInt8] = []
+    var writerBursts: [PendingBurst] = []
     /// Held by whoever writes to the segments: the writer thread, or a publisher writing its own
     /// burst in place while the writer is idle. Guards `active`, `mustRoll`, `inlineRecords`.
     let writeLock = NSLock()
@@ -179,16 +182,15 @@ final class CollectionLog: @unchecked Sendable {
         }
     }
 
-    /// Starts the writer thread; `observers` are called after every commit.
+    /// Starts the writer (on a shared writer lane); `observers` are called after every commit.
     func start(commitObservers: [@Sendable () -> Void]) {
         self.commitObservers = commitObservers
+        writerRecords.reserveCapacity(Self.pendingReserve)
+        writerBursts.reserveCapacity(1024)
         condition.lock()
         writerRunning = true
+        writerLane = WorkLanes.writers.assign().lane
         pendingRecords.reserveCapacity(Self.pendingReserve)
-        condition.unlock()
-        let thread = JoinableThread(name: "exar-w-\(name)") { [self] in runWriter() }
-        condition.lock()
-        writerThread = thread
         condition.unlock()
     }
 
@@ -266,7 +268,7 @@ final class CollectionLog: @unchecked Sendable {
         let wasEmpty = pendingBursts.isEmpty
         pendingBursts.append(PendingBurst(count: count, bytes: bytes, condition: expectation, completion: completion))
         if expectation != nil { pendingHasCondition = true }
-        if wasEmpty { condition.signal() }
+        if wasEmpty { writerLane?.schedule(self) }
     }
 
     /// Lets `fill` append its events to `buffer` in their record form; returns how many. When
@@ -329,10 +331,8 @@ final class CollectionLog: @unchecked Sendable {
             }
             // The interval's fsync stays on the writer thread, never on the caller's.
             if wasSynced && unsyncedSince.load(ordering: .relaxed) != 0 {
-                // The writer thread sleeps without a deadline: give it the interval sync's.
-                condition.lock()
-                condition.signal()
-                condition.unlock()
+                // The writer has no pass due: its next one finds the interval sync's deadline.
+                writerLane?.schedule(self)
             }
         } else {
             result = PublishResult(firstId: lastCommittedId.load(ordering: .acquiring) + 1, storedCount: 0, error: nil)
@@ -350,16 +350,9 @@ final class CollectionLog: @unchecked Sendable {
             return
         }
         closing = true
-        let running = writerRunning
-        condition.signal()
-        condition.unlock()
-        if running {
-            condition.lock()
-            let thread = writerThread
-            condition.unlock()
-            thread?.join()
-        }
-        condition.lock()
+        writerLane?.schedule(self)
+        // The writer's last pass writes what is pending, seals and lets the folder go.
+        while writerRunning { condition.wait() }
         closed = true
         condition.unlock()
     }

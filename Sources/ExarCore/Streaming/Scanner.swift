@@ -2,28 +2,28 @@ import ExarModel
 import Foundation
 import Synchronization
 
-/// One scanner thread of a collection: it catches its subscriptions up and then tails the log.
+/// One scanner (scan lane) of a collection: it catches its subscriptions up and then tails the log.
 ///
 /// Each pass groups the ready subscriptions by their next id, so subscriptions at the same place
 /// (every live one that has caught up) share one read of the new events. A pass reads a bounded
 /// amount per group, so a long catch-up never holds back the tailing subscriptions for long.
-/// The thread sleeps until a commit, a new subscription, a resume or a cancel wakes it, or
-/// `sleep_time_in_ms` passes.
-final class Scanner: @unchecked Sendable {
+/// Its passes run on one of the shared scanner lanes (``WorkLanes/scanners``): the next one
+/// when a commit, a new subscription, a resume or a cancel wakes it, or (while it holds
+/// subscriptions) once `sleep_time_in_ms` passes.
+final class Scanner: LaneWork, @unchecked Sendable {
     private let log: CollectionLog
-    private let sleepTime: TimeInterval
     private let reader: LogReader
 
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var subscriptions: [Subscription] = []
-    private var signaled = false
     private var stopping = false
     /// How the subscriptions still running end when the scanner stops.
     private var stopEnd = SubscriptionEnd.closed
     private var running = false
-    /// The thread, joined by `stop()`.
-    private var thread: JoinableThread?
+    /// The lane its passes run on (set by `start`).
+    private var lane: WorkLanes.Lane?
+    private let sleepMilliseconds: UInt64
     /// Mirrors `subscriptions.count`, so a commit skips the lock of a scanner with nothing to serve.
     private let held = Atomic<Int>(0)
 
@@ -33,17 +33,14 @@ final class Scanner: @unchecked Sendable {
 
     init(log: CollectionLog, sleepTimeMilliseconds: Int) {
         self.log = log
-        self.sleepTime = Double(sleepTimeMilliseconds) / 1000
+        self.sleepMilliseconds = UInt64(max(1, sleepTimeMilliseconds))
         self.reader = LogReader(report: { [weak log] message in log?.log(.error, message) })
     }
 
-    func start(number: Int) {
+    func start(on lane: WorkLanes.Lane) {
         condition.lock()
         running = true
-        condition.unlock()
-        let thread = JoinableThread(name: "exar-s\(number)-\(log.name)") { [self] in run() }
-        condition.lock()
-        self.thread = thread
+        self.lane = lane
         condition.unlock()
     }
 
@@ -56,8 +53,7 @@ final class Scanner: @unchecked Sendable {
         }
         subscriptions.append(subscription)
         held.store(subscriptions.count, ordering: .releasing)
-        signaled = true
-        condition.signal()
+        lane?.schedule(self)
     }
 
     /// Wakes the thread after a commit, unless it holds no subscription.
@@ -65,24 +61,22 @@ final class Scanner: @unchecked Sendable {
         if held.load(ordering: .acquiring) > 0 { wake() }
     }
 
-    /// Wakes the thread for a commit, a resume or a cancel.
+    /// Asks for a pass for a commit, a resume or a cancel.
     func wake() {
         condition.lock()
-        signaled = true
-        condition.signal()
+        let lane = self.lane
         condition.unlock()
+        lane?.schedule(self)
     }
 
-    /// Ends every subscription with `end` and stops the thread.
+    /// Ends every subscription with `end` and stops; returns once its last pass is done.
     func stop(ending end: SubscriptionEnd) {
         condition.lock()
         if !stopping { stopEnd = end }
         stopping = true
-        let wasRunning = running
-        let thread = self.thread
-        condition.signal()
+        lane?.schedule(self)
+        while running { condition.wait() }
         condition.unlock()
-        if wasRunning { thread?.join() }
     }
 
     /// The number of subscriptions held (finished ones leave at the end of a pass).
@@ -92,35 +86,40 @@ final class Scanner: @unchecked Sendable {
         return subscriptions.count
     }
 
-    private func run() {
-        while true {
-            condition.lock()
-            if !signaled && !stopping {
-                _ = condition.wait(until: Date(timeIntervalSinceNow: sleepTime))
-            }
-            signaled = false
-            if stopping {
-                let remaining = subscriptions
-                let end = stopEnd
-                subscriptions.removeAll()
-                running = false
+    /// One pass: serves every ready subscription once (or ends them all when stopping).
+    func runPass() -> LaneNext {
+        condition.lock()
+        if stopping {
+            guard running else {
                 condition.unlock()
-                for subscription in remaining where !subscription.finished && !subscription.isCancelled {
-                    subscription.sink.finish(end)
-                }
-                return
+                return .idle
             }
-            let current = subscriptions
+            let remaining = subscriptions
+            let end = stopEnd
+            subscriptions.removeAll()
+            held.store(0, ordering: .releasing)
             condition.unlock()
-
-            let moreReady = servePass(current)
-
+            for subscription in remaining where !subscription.finished && !subscription.isCancelled {
+                subscription.sink.finish(end)
+            }
             condition.lock()
-            subscriptions.removeAll { $0.finished || $0.isCancelled }
-            held.store(subscriptions.count, ordering: .releasing)
-            if moreReady { signaled = true }
+            running = false
+            condition.broadcast()
             condition.unlock()
+            return .idle
         }
+        let current = subscriptions
+        condition.unlock()
+
+        let moreReady = current.isEmpty ? false : servePass(current)
+
+        condition.lock()
+        subscriptions.removeAll { $0.finished || $0.isCancelled }
+        held.store(subscriptions.count, ordering: .releasing)
+        let holding = !subscriptions.isEmpty
+        condition.unlock()
+        if moreReady { return .again }
+        return holding ? .at(WorkLanes.now + sleepMilliseconds) : .idle
     }
 
     /// Serves every ready subscription once; returns whether some may have more to read at once.
