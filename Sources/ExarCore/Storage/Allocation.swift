@@ -23,10 +23,14 @@ extension MappedFile {
         let end = min(size, (range.upperBound + Self.pageSize - 1) & ~(Self.pageSize - 1))
         guard start < end else { return }
         let result = descriptor.withLock { (fd: inout Int32) -> Int32 in
-            guard fd >= 0 else { return EBADF }
+            // Segments keep no descriptor open (a collection costs one, its lock): open one for this.
+            let own = fd < 0
+            let open = own ? Glibc.open(path, O_RDWR | O_CLOEXEC) : fd
+            guard open >= 0 else { return errno }
+            defer { if own { close(open) } }
             var result: Int32
             repeat {
-                result = posix_fallocate(fd, off_t(start), off_t(end - start))
+                result = posix_fallocate(open, off_t(start), off_t(end - start))
             } while result == EINTR
             return result
         }

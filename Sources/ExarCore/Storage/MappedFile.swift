@@ -36,8 +36,9 @@ final class MappedFile: @unchecked Sendable {
         releaseDescriptor()
     }
 
-    /// Closes the file descriptor; the mapping stays usable and ``sync()`` falls back to `msync`.
-    /// Sealed segments release theirs, so a collection of many segments holds few descriptors.
+    /// Closes the file descriptor; the mapping stays usable, ``sync(prefix:)`` falls back to
+    /// `msync` and ``allocate(_:)`` opens the file for the call. Every segment releases its four
+    /// once they are mapped, so a collection holds one descriptor (its lock) however many it has.
     func releaseDescriptor() {
         descriptor.withLock { fd in
             if fd >= 0 {
@@ -99,14 +100,17 @@ final class MappedFile: @unchecked Sendable {
         return MappedFile(path: path, descriptor: fd, base: address, size: size)
     }
 
-    /// Writes the file's dirty pages (written through the mapping) and data to the device.
-    func sync() throws(ExarError) {
+    /// Writes the file's dirty pages (written through the mapping) and data to the device:
+    /// `fdatasync` with a descriptor, else `msync` of the first `prefix` bytes (all by default),
+    /// which is the same `fsync` of that range in the kernel.
+    func sync(prefix: Int? = nil) throws(ExarError) {
         try descriptor.withLock { (fd: inout Int32) throws(ExarError) in
             if fd >= 0 {
                 let open = fd
                 _ = try Syscall.retrying("fdatasync \(path)") { fdatasync(open) }
             } else {
-                _ = try Syscall.retrying("msync \(path)") { msync(base, size, MS_SYNC) }
+                let length = min(size, ((prefix ?? size) + 4095) & ~4095)
+                _ = try Syscall.retrying("msync \(path)") { msync(base, length, MS_SYNC) }
             }
         }
     }

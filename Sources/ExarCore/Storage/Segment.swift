@@ -75,6 +75,11 @@ final class Segment: @unchecked Sendable {
         self.writeEnd = dataEnd
         self.nextId = nextId
         self.indexCount = indexCount
+        // Mapped, the files need no descriptor (Allocation.swift opens one when it allocates).
+        log.releaseDescriptor()
+        index.releaseDescriptor()
+        tags.releaseDescriptor()
+        time.releaseDescriptor()
         self.lastIndexedPosition = indexCount > 0
             ? Int(index.base.loadLE(at: Format.Index.headerSize + (indexCount - 1) * Format.Index.entrySize + 4,
                                     as: UInt32.self))
@@ -321,9 +326,9 @@ final class Segment: @unchecked Sendable {
         time.releaseDescriptor()
     }
 
-    /// Writes the four files to the device.
+    /// Writes the four files to the device (the log up to what was committed).
     func sync() throws(ExarError) {
-        try log.sync()
+        try log.sync(prefix: committedEnd.load(ordering: .acquiring))
         try index.sync()
         try tags.sync()
         try time.sync()
