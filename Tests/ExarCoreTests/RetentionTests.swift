@@ -130,9 +130,12 @@ import Testing
         #expect(statistics.retentionDeletedSegments > 10)
         #expect(statistics.segments <= 9)
         let used = allocated(directory)
-        // The bound plus one segment, and a page of slack for the lock file.
-        #expect(used <= maxBytes + oneSegment + 4096, "\(used) bytes on disk")
-        #expect(worst.load(ordering: .relaxed) <= maxBytes + oneSegment + 4096,
+        // The bound plus one segment, and slack: a page for the lock file, and a page for each
+        // file of the two newest segments (files allocated step by step may need an extent block,
+        // which `du` counts and retention does not).
+        let slack: UInt64 = 9 * 4096
+        #expect(used <= maxBytes + oneSegment + slack, "\(used) bytes on disk")
+        #expect(worst.load(ordering: .relaxed) <= maxBytes + oneSegment + slack,
                 "sampled \(worst.load(ordering: .relaxed)) bytes, bound \(maxBytes) plus one segment \(oneSegment)")
         let map = published.withLock { $0 }
         expectConsistent(fast.events, published: map, firstRetained: firstRetained, "fast")

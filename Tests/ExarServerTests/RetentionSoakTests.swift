@@ -112,7 +112,7 @@ import Testing
         }
         #expect(UInt64(published) * 200 > 10 * Self.maxBytes, "published only \(published) events")
         #expect(samples.load(ordering: .relaxed) > 100)
-        #expect(worst.load(ordering: .relaxed) <= Self.maxBytes + oneSegment + 8192,
+        #expect(worst.load(ordering: .relaxed) <= Self.maxBytes + oneSegment + 9 * 4096,
                 "sampled \(worst.load(ordering: .relaxed)) bytes; bound \(Self.maxBytes), one segment \(oneSegment)")
         #expect(delivered.load(ordering: .relaxed) > 0)
 
@@ -127,7 +127,7 @@ import Testing
         let settings = try #require(object["settings"] as? [String: Any])
         let retention = try #require(settings["retention"] as? [String: Any])
         #expect(retention["maxBytes"] as? Int == Int(Self.maxBytes) && retention["maxAgeMs"] as? Int == 0)
-        #expect((object["bytes"] as? Int ?? Int.max) <= Int(Self.maxBytes + oneSegment + 8192))
+        #expect((object["bytes"] as? Int ?? Int.max) <= Int(Self.maxBytes + oneSegment + 9 * 4096))
         let metrics = try await httpRequest(httpPort, "GET", "/metrics", json: false).body
         #expect(metrics.contains("exar_collection_first_id{collection=\"c\"} \(firstId)"), "\(metrics.prefix(2000))")
         let deleted = metrics.split(separator: "\n").first { $0.hasPrefix("exar_retention_deleted_segments_total{collection=\"c\"} ") }
