@@ -39,6 +39,50 @@ import Glibc
         #expect(empty.lastId == 0)
     }
 
+    /// The names of this process's threads (a collection's would carry its name).
+    private func threadNames() -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { task in
+            (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test func aThousandCollectionsCostTheirDataNotThreadsOrDescriptors() async throws {
+        let folder = TemporaryFolder()
+        let database = try makeDatabase(folder, segmentSize: 64 << 20, indexInterval: 4096, scanners: 2)
+        defer { database.close() }
+        // Fewer under a sanitizer, where each open costs several times more.
+        let sanitized = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+            || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+        let count = sanitized ? 300 : 1000
+        for number in 0..<count {
+            try await database.collection("c\(number)").publish(Event(tags: ["t"], data: "event \(number)"))
+        }
+        // Threads: the shared lanes only (as many as the cores, at least 2, for writers and for
+        // scanners), none per collection.
+        let lanes = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let names = threadNames()
+        #expect(names.filter { $0.hasPrefix("exar-w") }.count == lanes, "\(names)")
+        #expect(names.filter { $0.hasPrefix("exar-s") }.count == lanes, "\(names)")
+        // Descriptors: each collection's lock file, nothing else.
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        let open = entries.filter { entry in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry))?.hasPrefix(folder.path) ?? false
+        }.count
+        #expect(open == count)
+        // Disk: a few pages per collection, not a 64 MiB segment.
+        var allocated: UInt64 = 0
+        if let walker = FileManager.default.enumerator(atPath: folder.path) {
+            for case let name as String in walker {
+                var info = stat()
+                if lstat(folder.path + "/" + name, &info) == 0 { allocated += UInt64(info.st_blocks) * 512 }
+            }
+        }
+        #expect(allocated <= UInt64(count) * (64 << 10), "\(allocated / UInt64(count)) bytes a collection")
+        #expect(try database.collection("c\(count - 1)").read(.all).map(\.data) == ["event \(count - 1)"])
+    }
+
     @Test(arguments: [Compression.none, .lz4])
     func aGrowingSegmentTakesAboutWhatItHoldsAndGoesOnAfterReopening(compression: Compression) async throws {
         let folder = TemporaryFolder()
