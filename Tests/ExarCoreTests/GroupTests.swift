@@ -119,7 +119,9 @@ private func publishNumbered(_ collection: ExarCore.Collection, _ range: ClosedR
 
     @Test func aLateAcknowledgementCountsUnlessTheGroupHadTheEventAcknowledgedSince() async throws {
         let folder = TemporaryFolder()
-        let database = try groupDatabase(folder, ackWait: 1000, maxDeliver: 5)
+        // A deadline long enough for a sanitizer's slowness, and no parking: only the first
+        // deadline matters here (later ones just hand 1 and 2 to the second member again).
+        let database = try groupDatabase(folder, ackWait: 3000, maxDeliver: 1000)
         defer { database.close() }
         let collection = try database.collection("jobs")
         try await publishNumbered(collection, 1...2)
@@ -136,10 +138,10 @@ private func publishNumbered(_ collection: ExarCore.Collection, _ range: ClosedR
         // out before it), wherever those are now; the second member no longer holds them.
         firstMember.ack(upTo: 1)
         var statistics = try #require(collection.group("g"))
-        #expect(statistics.ackedFloor == 1 && statistics.inFlight == 1, "\(statistics)")
+        #expect(statistics.ackedFloor == 1 && statistics.inFlight + statistics.waiting == 1, "\(statistics)")
         firstMember.ack(upTo: 2)
         statistics = try #require(collection.group("g"))
-        #expect(statistics.ackedFloor == 2 && statistics.inFlight == 0 && statistics.parked.isEmpty, "\(statistics)")
+        #expect(statistics.ackedFloor == 2 && statistics.inFlight + statistics.waiting == 0 && statistics.parked.isEmpty, "\(statistics)")
         // The second member's Ack of them changes nothing; it goes on with new events.
         secondMember.ack(upTo: 2)
         try await publishNumbered(collection, 3...4)
