@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Opens N collections on a running exar-db (one event each, over one connection, 100 in
-flight) and prints the server's threads, open descriptors, RSS and the data folder's disk use.
+flight) and prints the time per collection (wall, and the server's CPU), the server's threads, open descriptors, RSS and the data folder's disk use.
     Benchmarks/many-collections.py PORT PID DATA_FOLDER N
 Used by Benchmarks/many-collections.sh; figures in docs/BENCHMARKS.md."""
 import os, socket, sys, time
@@ -12,6 +12,13 @@ reader = sock.makefile("rb")
 def lines(n):
     return [reader.readline().rstrip(b"\n").decode() for _ in range(n)]
 
+def cpu_seconds():
+    # utime and stime of the whole process (fields 14 and 15 of /proc/PID/stat), in seconds.
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+cpu_start = cpu_seconds()
 start = time.monotonic()
 chunk = 100
 for first in range(0, count, chunk):
@@ -22,6 +29,7 @@ for first in range(0, count, chunk):
     if bad:
         sys.exit(f"unexpected answers: {bad[:3]}")
 elapsed = time.monotonic() - start
+cpu = cpu_seconds() - cpu_start
 
 def proc(path):
     with open(f"/proc/{pid}/{path}") as f:
@@ -37,5 +45,6 @@ for root, _, files in os.walk(folder):
         allocated += info.st_blocks * 512
         apparent += info.st_size
 print(f"collections={count} seconds={elapsed:.2f} per_collection_ms={1000 * elapsed / count:.2f} "
+      f"server_cpu_per_collection_ms={1000 * cpu / count:.2f} "
       f"threads={threads} fds={fds} rss_mib={rss / 1024:.0f} disk_mib={allocated / 2**20:.1f} "
       f"disk_per_collection_kib={allocated / 1024 / count:.1f} apparent_gib={apparent / 2**30:.1f}")

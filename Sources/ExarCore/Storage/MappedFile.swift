@@ -57,6 +57,7 @@ final class MappedFile: @unchecked Sendable {
             _ = try Syscall.retrying("ftruncate \(path)") { ftruncate(fd, off_t(size)) }
             let mapped = try map(fd: fd, path: path, size: size)
             file = mapped
+            mapped.adviseGrowing(from: 0)
             try mapped.allocate(0..<min(allocate, size))
             return mapped
         } catch {
@@ -98,6 +99,21 @@ final class MappedFile: @unchecked Sendable {
             throw Syscall.error(errno, "mmap \(path)")
         }
         return MappedFile(path: path, descriptor: fd, base: address, size: size)
+    }
+
+    /// Tells the kernel that the pages from `offset` on are written as the file grows, not read:
+    /// no read-ahead when they are first touched. Without it a first store into a fresh page of a
+    /// file with holes read ahead around it, and ext4's large folios zero-filled megabytes per
+    /// fault (perf: 83% of the time opening 1,500 collections was that memset, 37 ms each).
+    func adviseGrowing(from offset: Int) {
+        let start = min(size, offset & ~(Self.pageSize - 1))
+        guard start < size else { return }
+        _ = madvise(base + start, size - start, MADV_RANDOM)
+    }
+
+    /// Back to the kernel's default read-ahead for the whole file (a sealed segment is read, not grown).
+    func adviseReading() {
+        _ = madvise(base, size, MADV_NORMAL)
     }
 
     /// Writes the file's dirty pages (written through the mapping) and data to the device:

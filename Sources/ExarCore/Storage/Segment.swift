@@ -84,6 +84,7 @@ final class Segment: @unchecked Sendable {
             ? Int(index.base.loadLE(at: Format.Index.headerSize + (indexCount - 1) * Format.Index.entrySize + 4,
                                     as: UInt32.self))
             : Int.min / 2
+        if !sealed { adviseGrowing() }
     }
 
     // MARK: File names and creation
@@ -301,6 +302,15 @@ final class Segment: @unchecked Sendable {
         time.base.storeLE(UInt64(writeEnd), at: Format.Time.dataEndOffset)
         time.base.storeLE(runningMaxTimestamp, at: Format.Time.maxTimestampOffset)
         isSealed.store(true, ordering: .releasing)
+        log.adviseReading()
+    }
+
+    /// The files' unwritten pages are grown into, not read (see ``MappedFile/adviseGrowing(from:)``).
+    private func adviseGrowing() {
+        log.adviseGrowing(from: writeEnd)
+        index.adviseGrowing(from: 0)
+        tags.adviseGrowing(from: 0)
+        time.adviseGrowing(from: 0)
     }
 
     /// Clears the sealed marks of a segment reopened to take more events.
@@ -316,6 +326,7 @@ final class Segment: @unchecked Sendable {
         time.base.storeLE(UInt64(0), at: Format.Time.dataEndOffset)
         time.base.storeLE(UInt64(0), at: Format.Time.maxTimestampOffset)
         isSealed.store(false, ordering: .releasing)
+        adviseGrowing()
     }
 
     /// Closes the four file descriptors (the mappings stay); for segments no longer written.
