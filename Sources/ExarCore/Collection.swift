@@ -14,6 +14,13 @@ public final class Collection: Sendable {
     private let nextScanner = Atomic<Int>(0)
     private let dropped = Atomic<Bool>(false)
     let groupRegistry = Locked(GroupRegistry())
+    /// Live ``CollectionLease``s: while any is held the database's cache keeps the collection open.
+    let leaseCount = Atomic<Int>(0)
+    /// Set once the collection was handed out without a lease (``Database/collection(_:)``):
+    /// the caller may keep it, so the cache never closes it.
+    let pinned = Atomic<Bool>(false)
+    /// When a lease of it was last taken or given back (monotonic ms), for the cache's order.
+    let lastUsed = Atomic<UInt64>(0)
 
     init(name: String, directory: String, configuration: CollectionConfiguration,
          logHandler: DatabaseLogHandler?, retention: RetentionService? = nil) throws(ExarError) {

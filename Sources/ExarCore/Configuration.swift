@@ -181,6 +181,12 @@ public struct DatabaseConfiguration: Sendable {
     package var retentionCheckInterval: Double = 2
     /// `false`: retention runs only when a full disk stops a roll (tests of that path).
     package var retentionRunsAutomatically = true
+    /// How many collections may stay open while nothing uses them (`max_open_collections`):
+    /// past it the least recently used idle ones are closed, to be reopened on their next use.
+    /// `0`: no bound. Collections in use (leased, subscribed) count but are never closed.
+    public var maxOpenCollections = DatabaseConfiguration.defaultMaxOpenCollections
+    /// The default of ``maxOpenCollections``.
+    public static let defaultMaxOpenCollections = 1000
 
     /// Creates a configuration.
     public init(

@@ -12,6 +12,7 @@ public final class Database: Sendable {
     public let configuration: DatabaseConfiguration
     private let state = Locked<State>(State())
     private let closed = Atomic<Bool>(false)
+    private let cacheClosings = Atomic<Int>(0)
     /// Publishes counted by the edges that take them (the protocol port, the HTTP API).
     package let publishCounters = PublishCounters()
     /// Deletes what the collections' retention policies no longer keep (a thread once one has a policy).
@@ -53,10 +54,59 @@ public final class Database: Sendable {
         close()
     }
 
-    /// The collection `name`, opened (and recovered) or created on first use.
+    /// The collection `name`, opened (and recovered) or created on first use, and pinned open:
+    /// the caller may keep it for as long as the database is open, so the cache of open
+    /// collections never closes it. Servers that open many collections take a ``lease(_:)``.
     /// - Throws: ``ExarError/connection(_:)`` for a name that is not a plain folder name, an I/O
     ///   error when its files cannot be opened.
     public func collection(_ name: String) throws(ExarError) -> Collection {
+        try obtain(name, lease: false)
+    }
+
+    /// The collection `name`, opened or created on first use, held open while the lease lives;
+    /// once no lease, subscription or group member uses it, the cache may close it
+    /// (``DatabaseConfiguration/maxOpenCollections``) and the next lease reopens it.
+    /// - Throws: as ``collection(_:)``.
+    public func lease(_ name: String) throws(ExarError) -> CollectionLease {
+        CollectionLease(try obtain(name, lease: true))
+    }
+
+    /// A lease of `name` if it is open now (never opens or creates one, never waits for disk).
+    public func openLease(_ name: String) -> CollectionLease? {
+        state.withLock { state -> CollectionLease? in
+            guard let collection = state.open[name] else { return nil }
+            Self.hold(collection, lease: true)
+            return CollectionLease(collection)
+        }
+    }
+
+    /// A lease of `name` when its folder exists, opened if it was not; `nil` when there is no
+    /// such collection (this never creates one).
+    /// - Throws: ``ExarError/connection(_:)`` for an invalid name, an I/O error when it cannot be opened.
+    public func existingLease(_ name: String) throws(ExarError) -> CollectionLease? {
+        try Self.validateName(name)
+        if let open = openLease(name) { return open }
+        guard folderExists(name) else { return nil }
+        return try lease(name)
+    }
+
+    private func folderExists(_ name: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: configuration.directory(forCollection: name), isDirectory: &isDirectory)
+            && isDirectory.boolValue
+    }
+
+    /// Marks `collection` as used by a new lease or as pinned (under `state`'s lock).
+    private static func hold(_ collection: Collection, lease: Bool) {
+        if lease {
+            collection.leaseCount.add(1, ordering: .acquiring)
+            collection.lastUsed.store(CollectionCache.now(), ordering: .relaxed)
+        } else {
+            collection.pinned.store(true, ordering: .relaxed)
+        }
+    }
+
+    private func obtain(_ name: String, lease: Bool) throws(ExarError) -> Collection {
         try Self.validateName(name)
         while true {
             enum Step { case found(Collection), wait(Gate), open(Gate) }
@@ -64,7 +114,10 @@ public final class Database: Sendable {
                 if closed.load(ordering: .acquiring) {
                     throw .io(.notConnected, "database is closed")
                 }
-                if let collection = state.open[name] { return .found(collection) }
+                if let collection = state.open[name] {
+                    Self.hold(collection, lease: lease)
+                    return .found(collection)
+                }
                 if let gate = state.busy[name] { return .wait(gate) }
                 let gate = Gate()
                 state.busy[name] = gate
@@ -82,12 +135,13 @@ public final class Database: Sendable {
                         configuration: configuration.configuration(forCollection: name),
                         logHandler: configuration.logHandler, retention: retention)
                 }
-                let lateClose = state.withLock { state -> Bool in
+                let (lateClose, victims) = state.withLock { state -> (Bool, [Victim]) in
                     state.busy[name] = nil
-                    guard case .success(let collection) = result else { return false }
-                    if closed.load(ordering: .acquiring) { return true }
+                    guard case .success(let collection) = result else { return (false, []) }
+                    if closed.load(ordering: .acquiring) { return (true, []) }
+                    Self.hold(collection, lease: lease)
                     state.open[name] = collection
-                    return false
+                    return (false, Self.takeVictims(&state, limit: configuration.maxOpenCollections))
                 }
                 gate.open()
                 let collection = try result.get()
@@ -95,14 +149,49 @@ public final class Database: Sendable {
                     collection.close()
                     throw .io(.notConnected, "database is closed")
                 }
+                closeVictims(victims)
                 return collection
             }
         }
     }
 
-    /// The collection `name` if it is already open (never opens or creates one, never waits for disk).
+    /// An idle collection the cache closes, and the gate its name is busy with meanwhile.
+    private typealias Victim = (name: String, collection: Collection, gate: Gate)
+
+    /// Takes the idle collections the cache closes out of the map, each busy until it is closed
+    /// (a lease of one of them meanwhile waits, then reopens it).
+    private static func takeVictims(_ state: inout State, limit: Int) -> [Victim] {
+        CollectionCache.victims(open: state.open, busy: state.busy.count, limit: limit).map { name, collection in
+            state.open[name] = nil
+            let gate = Gate()
+            state.busy[name] = gate
+            return (name, collection, gate)
+        }
+    }
+
+    private func closeVictims(_ victims: [Victim]) {
+        guard !victims.isEmpty else { return }
+        for victim in victims {
+            victim.collection.close()
+        }
+        cacheClosings.add(victims.count, ordering: .relaxed)
+        state.withLock { state in
+            for victim in victims { state.busy[victim.name] = nil }
+        }
+        for victim in victims { victim.gate.open() }
+    }
+
+    /// How many idle collections the cache has closed since the database was opened.
+    public var collectionsClosedByCache: Int { cacheClosings.load(ordering: .relaxed) }
+
+    /// The collection `name` if it is already open (never opens or creates one, never waits for
+    /// disk), pinned open as by ``collection(_:)``.
     public func openCollection(_ name: String) -> Collection? {
-        state.withLock { $0.open[name] }
+        state.withLock { state -> Collection? in
+            guard let collection = state.open[name] else { return nil }
+            Self.hold(collection, lease: false)
+            return collection
+        }
     }
 
     /// The collection `name` when its folder exists, opened if it was not; `nil` when there is no
@@ -111,9 +200,7 @@ public final class Database: Sendable {
     public func existingCollection(_ name: String) throws(ExarError) -> Collection? {
         try Self.validateName(name)
         if let open = openCollection(name) { return open }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: configuration.directory(forCollection: name), isDirectory: &isDirectory),
-              isDirectory.boolValue else { return nil }
+        guard folderExists(name) else { return nil }
         return try collection(name)
     }
 

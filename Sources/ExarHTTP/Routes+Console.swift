@@ -20,7 +20,8 @@ extension ExarHTTPServer {
             try files.response(for: context.parameters.get("file") ?? "", request)
         }
         router.get("/api/v1/collections/:name/segments") { [self] _, context in
-            let collection = try await existing(context)
+            // Opened to check that it exists; the listing reads its files, not the open collection.
+            let collection = try await existing(context).collection
             let directory = database.configuration.directory(forCollection: collection.name)
             let listings = try await offloaded { () throws(ExarError) in try CollectionVerifier.list(directory: directory) }
             var writer = JSONWriter(ByteBuffer())
@@ -34,7 +35,7 @@ extension ExarHTTPServer {
         }
         router.post("/api/v1/collections/:name/verify") { [self] request, context in
             try Self.requireJSONContentType(request)
-            let collection = try await existing(context)
+            let collection = try await existing(context).collection
             let directory = database.configuration.directory(forCollection: collection.name)
             let report = await offloaded { CollectionVerifier.verify(directory: directory) }
             var writer = JSONWriter(ByteBuffer())

@@ -16,7 +16,9 @@ extension ExarHTTPServer {
 
     func addEventRoutes(to router: Router<ExarRequestContext>) {
         router.get("/api/v1/collections/:name/events") { [self] request, context in
-            let collection = try await existing(context)
+            let lease = try await existing(context)
+            let collection = lease.collection
+            defer { withExtendedLifetime(lease) {} }
             let query = request.uri.queryParameters
             var parameters = try EventsParameters { query[$0[...]] }
             if let since = parameters.since {
@@ -24,7 +26,7 @@ extension ExarHTTPServer {
             }
             switch parameters.format {
             case .json: return try await page(collection, parameters)
-            case .ndjson, .csv: return export(collection, parameters, channel: context.channel)
+            case .ndjson, .csv: return export(lease, parameters, channel: context.channel)
             }
         }
         router.post("/api/v1/collections/:name/events") { [self] request, context in
@@ -40,8 +42,9 @@ extension ExarHTTPServer {
             }
             let received = MonotonicClock.nanoseconds()
             let (events, single) = try PostedEvents.parse(body, counters: database.publishCounters)
-            let collection = try await offloaded { [database] () throws(ExarError) in try database.collection(name) }
-            let ids = try await publish(events, to: collection)
+            let lease = try await offloaded { [database] () throws(ExarError) in try database.lease(name) }
+            let ids = try await publish(events, to: lease.collection)
+            withExtendedLifetime(lease) {}
             database.publishCounters.durations.observe(
                 nanoseconds: MonotonicClock.nanoseconds() &- received, count: UInt64(events.count))
             var writer = JSONWriter(ByteBuffer())
@@ -142,7 +145,8 @@ extension ExarHTTPServer {
 
     /// The whole answer, streamed in chunks as the client takes them: the next chunk is read
     /// only once the previous one is written.
-    private func export(_ collection: ExarCore.Collection, _ parameters: EventsParameters, channel: any Channel) -> Response {
+    private func export(_ lease: CollectionLease, _ parameters: EventsParameters, channel: any Channel) -> Response {
+        let collection = lease.collection
         let csv = parameters.format == .csv
         let fileName = collection.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "events"
         var headers: HTTPFields = [
@@ -151,6 +155,8 @@ extension ExarHTTPServer {
         ]
         headers[.cacheControl] = "no-store"
         let body = ResponseBody { [self] writer in
+            // The export reads the collection until its last chunk: it holds the lease that long.
+            defer { withExtendedLifetime(lease) {} }
             let token = streams.add(nil, channel: channel)
             defer { streams.remove(token) }
             if csv { try await writer.write(ByteBuffer(string: "id,timestamp,tags,data\r\n")) }

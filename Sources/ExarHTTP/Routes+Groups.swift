@@ -9,7 +9,9 @@ import NIOCore
 extension ExarHTTPServer {
     func addGroupRoutes(to router: Router<ExarRequestContext>) {
         router.get("/api/v1/collections/:name/groups") { [self] _, context in
-            let collection = try await existing(context)
+            let lease = try await existing(context)
+            let collection = lease.collection
+            defer { withExtendedLifetime(lease) {} }
             let groups = await offloaded { collection.groups }
             var writer = JSONWriter(ByteBuffer())
             writer.raw("[")
@@ -21,7 +23,9 @@ extension ExarHTTPServer {
             return Self.json(writer)
         }
         router.get("/api/v1/collections/:name/groups/:group") { [self] _, context in
-            let (collection, name) = try await existingGroup(context)
+            let (lease, name) = try await existingGroup(context)
+            let collection = lease.collection
+            defer { withExtendedLifetime(lease) {} }
             guard let group = await offloaded({ collection.group(name) }) else { throw Self.noGroup(name, collection) }
             var writer = JSONWriter(ByteBuffer())
             writer.groupFigures(group, lastId: collection.lastId)
@@ -40,7 +44,9 @@ extension ExarHTTPServer {
         }
         router.delete("/api/v1/collections/:name/groups/:group") { [self] request, context in
             try Self.requireJSONContentType(request)
-            let (collection, name) = try await existingGroup(context)
+            let (lease, name) = try await existingGroup(context)
+            let collection = lease.collection
+            defer { withExtendedLifetime(lease) {} }
             guard await offloaded({ collection.deleteGroup(name) }) else { throw Self.noGroup(name, collection) }
             var writer = JSONWriter(ByteBuffer())
             writer.raw("{"); writer.key("deleted"); writer.string(name); writer.raw("}\n")
@@ -52,7 +58,9 @@ extension ExarHTTPServer {
     private func changeParked(_ request: Request, _ context: ExarRequestContext, key: StaticString,
                               _ change: @escaping @Sendable (ExarCore.Collection, String, [UInt64]?) -> Int?) async throws -> Response {
         try Self.requireJSONContentType(request)
-        let (collection, name) = try await existingGroup(context)
+        let (lease, name) = try await existingGroup(context)
+        let collection = lease.collection
+        defer { withExtendedLifetime(lease) {} }
         let body = try await request.body.collect(upTo: configuration.maxBodyBytes)
         let ids = try ParkedSelection.parse(body)
         guard let count = await offloaded({ change(collection, name, ids) }) else { throw Self.noGroup(name, collection) }
@@ -62,7 +70,7 @@ extension ExarHTTPServer {
     }
 
     /// The route's collection (which must exist) and its `:group`, checked as `Join` checks it.
-    private func existingGroup(_ context: ExarRequestContext) async throws -> (ExarCore.Collection, String) {
+    private func existingGroup(_ context: ExarRequestContext) async throws -> (CollectionLease, String) {
         let collection = try await existing(context)
         guard let raw = context.parameters.get("group"), let name = raw.removingPercentEncoding else {
             throw APIError.parse("the group name is not valid percent-encoded UTF-8")

@@ -13,24 +13,26 @@ extension ExarHTTPServer {
             try await serverFigures()
         }
         router.get("/api/v1/collections") { [self] _, _ in
-            let collections = try await offloaded { [database] () throws(ExarError) in
-                var found: [ExarCore.Collection] = []
+            // The figures of each collection, opened (and left to the cache) if it was not open.
+            let figures = try await offloaded { [database] () throws(ExarError) in
+                var found: [CollectionStatistics] = []
                 for name in database.collectionNames() {
-                    if let collection = try database.existingCollection(name) { found.append(collection) }
+                    if let lease = try database.existingLease(name) { found.append(lease.collection.statistics) }
                 }
                 return found
             }
             var writer = JSONWriter(ByteBuffer())
             writer.raw("[")
-            for (number, collection) in collections.enumerated() {
+            for (number, statistics) in figures.enumerated() {
                 if number > 0 { writer.raw(",") }
-                writer.collectionFigures(collection.statistics, settings: nil)
+                writer.collectionFigures(statistics, settings: nil)
             }
             writer.raw("]\n")
             return Self.json(writer)
         }
         router.get("/api/v1/collections/:name") { [self] _, context in
-            let collection = try await existing(context)
+            let lease = try await existing(context)
+            let collection = lease.collection
             var writer = JSONWriter(ByteBuffer())
             writer.collectionFigures(collection.statistics, settings: collection.configuration)
             writer.raw("\n")
@@ -85,10 +87,11 @@ extension ExarHTTPServer {
 
     // MARK: Helpers of every route
 
-    /// The collection of the route's `:name`, opened if needed; `404` when there is none.
-    func existing(_ context: ExarRequestContext) async throws -> ExarCore.Collection {
+    /// A lease of the collection of the route's `:name`, opened if needed; `404` when there is
+    /// none. Keep it for as long as the request uses the collection (the cache may close it after).
+    func existing(_ context: ExarRequestContext) async throws -> CollectionLease {
         let name = try Self.collectionName(context)
-        let found = try await offloaded { [database] () throws(ExarError) in try database.existingCollection(name) }
+        let found = try await offloaded { [database] () throws(ExarError) in try database.existingLease(name) }
         guard let found else { throw APIError.notFound("no collection named \(name)") }
         return found
     }

@@ -16,7 +16,10 @@ extension ExarHTTPServer {
 
     func addStreamRoute(to router: Router<ExarRequestContext>) {
         router.get("/api/v1/collections/:name/stream") { [self] request, context in
-            let collection = try await existing(context)
+            // Held until the tail's subscription exists (which keeps the collection open itself).
+            let lease = try await existing(context)
+            let collection = lease.collection
+            defer { withExtendedLifetime(lease) {} }
             let query = request.uri.queryParameters
             var offset = collection.lastId
             if let text = query["offset"] {

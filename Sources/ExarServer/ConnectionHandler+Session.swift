@@ -13,7 +13,7 @@ extension ConnectionHandler {
     }
 
     func bind(to name: String, answer: BindAnswer, context: ChannelHandlerContext) {
-        if let open = database.openCollection(name) {
+        if let open = database.openLease(name) {
             bound(to: open, answer: answer, context: context)
             return
         }
@@ -22,18 +22,18 @@ extension ConnectionHandler {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         DispatchQueue.global().async {
-            let result = Result { () throws(ExarError) -> ExarCore.Collection in try database.collection(name) }
+            let result = Result { () throws(ExarError) -> CollectionLease in try database.lease(name) }
             eventLoop.execute {
                 handler.value.finishBind(name, answer: answer, result)
             }
         }
     }
 
-    private func finishBind(_ name: String, answer: BindAnswer, _ result: Result<ExarCore.Collection, ExarError>) {
+    private func finishBind(_ name: String, answer: BindAnswer, _ result: Result<CollectionLease, ExarError>) {
         guard let context else { return }
         switch result {
-        case .success(let collection):
-            bound(to: collection, answer: answer, context: context)
+        case .success(let lease):
+            bound(to: lease, answer: answer, context: context)
         case .failure(let error):
             logger.info("opening collection '\(name)' failed: \(error)")
             var out = context.channel.allocator.buffer(capacity: 32)
@@ -44,8 +44,8 @@ extension ConnectionHandler {
         processWaitingLines(context)
     }
 
-    private func bound(to collection: ExarCore.Collection, answer: BindAnswer, context: ChannelHandlerContext) {
-        self.collection = collection
+    private func bound(to lease: CollectionLease, answer: BindAnswer, context: ChannelHandlerContext) {
+        self.lease = lease
         var out = context.channel.allocator.buffer(capacity: 16)
         switch answer {
         case .connected:

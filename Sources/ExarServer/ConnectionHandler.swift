@@ -23,7 +23,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     var unframed: ByteBuffer?
     let batcher: PublishBatcher
     var machine: ConnectionStateMachine
-    var collection: ExarCore.Collection?
+    /// The bound collection's lease: the database's cache keeps it open while the connection is bound.
+    var lease: CollectionLease?
+    var collection: ExarCore.Collection? { lease?.collection }
     var context: ChannelHandlerContext?
 
     // The burst being gathered from the current read, and answered ones kept for reuse.
@@ -84,6 +86,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         membership?.leave()
         membership = nil
         sink = nil
+        lease = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -35,6 +35,7 @@ struct ExarConfig: Equatable {
 
     struct DatabaseSettings: Equatable {
         var logsPath = "~/exar-db/data"
+        var maxOpenCollections = DatabaseConfiguration.defaultMaxOpenCollections
         var defaults = CollectionConfiguration()
         var collections: [String: CollectionConfiguration] = [:]
     }
@@ -46,8 +47,10 @@ struct ExarConfig: Equatable {
             expanded.logsPath = collection.logsPath.map(expandTilde)
             return expanded
         }
-        return DatabaseConfiguration(logsPath: expandTilde(database.logsPath), defaults: database.defaults,
-                                     collections: collections, logHandler: logHandler)
+        var configuration = DatabaseConfiguration(logsPath: expandTilde(database.logsPath), defaults: database.defaults,
+                                                  collections: collections, logHandler: logHandler)
+        configuration.maxOpenCollections = database.maxOpenCollections
+        return configuration
     }
 
     /// Loads a TOML file; every key is optional, unknown keys and bad values are errors.
@@ -86,6 +89,12 @@ struct ExarConfig: Equatable {
         var reader = reader
         var settings = DatabaseSettings()
         if let path = try reader.string("logs_path") { settings.logsPath = path }
+        if let limit = try reader.int("max_open_collections") {
+            guard limit >= 0 else {
+                throw ConfigError(key: reader.keyPath("max_open_collections"), message: "must be 0 (no bound) or more, got \(limit)")
+            }
+            settings.maxOpenCollections = limit
+        }
         settings.defaults = try parseCollectionKeys(&reader, base: CollectionConfiguration())
         if let collections = try reader.table("collections") {
             var collectionsReader = collections

@@ -41,3 +41,10 @@ extension ConsumerGroup {
         }
     }
 }
+
+extension ConsumerGroup {
+    /// Whether any member is joined (the collection's cache keeps such a collection open).
+    var hasMembers: Bool {
+        readState { _, members in !members.isEmpty }
+    }
+}
