@@ -74,7 +74,7 @@ extension CollectionLog: LaneWork {
     private func finishWriting() {
         defer { writeLock.unlock() }
         active.commit()
-        active.seal()
+        active.seal(releasingTail: true)
         do {
             try counters.timingSync { () throws(ExarError) in try active.sync() }
         } catch {
@@ -200,7 +200,7 @@ extension CollectionLog: LaneWork {
     func roll() throws(ExarError) {
         if !active.isSealed.load(ordering: .relaxed) {
             active.commit()
-            active.seal()
+            active.seal(releasingTail: true)
             if configuration.sync != .none {
                 try counters.timingSync { () throws(ExarError) in try active.sync() }
             }

@@ -3,7 +3,8 @@ import NIOCore
 
 /// Publishes `total` events at `rate` per second (paced every millisecond), each carrying its send
 /// time at the start of its data: to exar-db (`Publish` lines after a `Connect`) or to Redis
-/// (`XADD` to a stream, for the side-by-side fan-out).
+/// (`XADD` to a stream, for the side-by-side fan-out). With several exar-db `collections` the
+/// events go to them in turn, each after a `Select` (whose `Selected` is not an answer counted).
 final class PacedPublisherDriver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -18,13 +19,15 @@ final class PacedPublisherDriver: ChannelInboundHandler {
     private let rate: Int
     private let padding: String
     private let done: EventLoopPromise<Void>
+    private let collections: [String]
     private var sent = 0
     private var answered = 0
     private var started: UInt64 = 0
     private var ticking = false
 
-    init(peer: Peer, total: Int, rate: Int, size: Int, done: EventLoopPromise<Void>) {
+    init(peer: Peer, total: Int, rate: Int, size: Int, collections: [String] = [], done: EventLoopPromise<Void>) {
         self.peer = peer
+        self.collections = collections
         self.total = total
         self.rate = max(1, rate)
         self.padding = String(repeating: "x", count: max(0, size - 20))
@@ -44,6 +47,7 @@ final class PacedPublisherDriver: ChannelInboundHandler {
             startTicking(context)  // exar-db's `Connected`
             return
         }
+        if case .exar = peer, collections.count > 1, line.readableBytesView.starts(with: "Selected".utf8) { return }
         if case .redis = peer {
             // A reply is "$<length>" then the id, or "-<error>".
             guard let first = line.readableBytesView.first, first != UInt8(ascii: "$") else { return }
@@ -76,6 +80,7 @@ final class PacedPublisherDriver: ChannelInboundHandler {
                 let data = String(monotonicNanoseconds()) + " " + padding
                 switch peer {
                 case .exar:
+                    if collections.count > 1 { out.writeSelect(collection: collections[sent % collections.count]) }
                     out.writePublish(tags: ["fan"], timestamp: 0, data: data)
                 case .redis(let key):
                     var command = respCommand(["XADD", key, "*", "data", data])

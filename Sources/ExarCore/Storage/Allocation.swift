@@ -59,6 +59,35 @@ extension MappedFile {
     }
 }
 
+extension MappedFile {
+    /// Gives back the disk (and the page cache) under the file's bytes from `offset` to its end,
+    /// which must hold no data: a sealed segment's room allocated and prefaulted ahead of its
+    /// writer. Runs on the allocation queue, after the allocations asked for before it; the file
+    /// keeps its size, and the bytes read as zeros, as they did.
+    func releaseTail(from offset: Int) {
+        let start = (offset + Self.pageSize - 1) & ~(Self.pageSize - 1)
+        guard start < size, let punch = Self.punchHole else { return }
+        BackgroundAllocation.queue.async { [self] in
+            descriptor.withLock { (fd: inout Int32) in
+                let own = fd < 0
+                let open = own ? Glibc.open(path, O_RDWR | O_CLOEXEC) : fd
+                guard open >= 0 else { return }  // deleted meanwhile (retention): nothing to give back
+                defer { if own { close(open) } }
+                _ = punch(open, Self.punchHoleMode, off_t(start), off_t(size - start))
+            }
+        }
+    }
+
+    /// `fallocate(2)`, which Swift's Glibc module does not export, looked up once.
+    private static let punchHole: (@convention(c) (Int32, Int32, off_t, off_t) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "fallocate") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32, off_t, off_t) -> Int32).self)
+    }()
+
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`.
+    private static let punchHoleMode: Int32 = 0x02 | 0x01
+}
+
 /// The end of the bytes allocated from some start of a file, moved ahead of a writer that
 /// writes forward, in steps of an eighth of what it covers (between a minimum and 1 MiB), so a
 /// small collection takes little disk and a busy one calls `fallocate` about once a megabyte.

@@ -43,9 +43,9 @@ final class Segment: @unchecked Sendable {
     private var bitmapPages: AllocatedPages
     private(set) var writeEnd: Int
     private(set) var nextId: UInt64
-    private var indexCount: Int
+    fileprivate(set) var indexCount: Int
     private var lastIndexedPosition: Int
-    private var runningMaxTimestamp: UInt64
+    fileprivate(set) var runningMaxTimestamp: UInt64
 
     var capacity: Int { log.size }
     var indexCapacity: Int { Int(index.base.loadLE(at: Format.Index.capacityOffset, as: UInt32.self)) }
@@ -284,49 +284,6 @@ final class Segment: @unchecked Sendable {
         publishedIndexCount.store(indexCount, ordering: .releasing)
         committedEnd.store(writeEnd, ordering: .releasing)
         maxTimestamp.store(runningMaxTimestamp, ordering: .releasing)
-    }
-
-    /// Records the end of data in the headers of the four files, so a later open needs no scan.
-    func seal() {
-        let eventCount = nextId - baseId
-        log.base.storeLE(UInt64(writeEnd), at: Format.Segment.sealedEndOffset)
-        log.base.storeLE(eventCount, at: Format.Segment.eventCountOffset)
-        log.base.storeLE(Format.Segment.sealedFlag, at: Format.Segment.flagsOffset)
-        index.base.storeLE(UInt32(indexCount), at: Format.Index.countOffset)
-        index.base.storeLE(UInt64(writeEnd), at: Format.Index.dataEndOffset)
-        tags.base.storeLE(UInt32(indexCount), at: Format.Tags.blockCountOffset)
-        // A tag file missing tags is not marked as agreeing with the segment: a reopen rebuilds it.
-        let complete = segmentBitmapComplete.load(ordering: .relaxed)
-        tags.base.storeLE(UInt64(complete ? writeEnd : 0), at: Format.Tags.dataEndOffset)
-        time.base.storeLE(UInt32(indexCount), at: Format.Time.countOffset)
-        time.base.storeLE(UInt64(writeEnd), at: Format.Time.dataEndOffset)
-        time.base.storeLE(runningMaxTimestamp, at: Format.Time.maxTimestampOffset)
-        isSealed.store(true, ordering: .releasing)
-        log.adviseReading()
-    }
-
-    /// The files' unwritten pages are grown into, not read (see ``MappedFile/adviseGrowing(from:)``).
-    private func adviseGrowing() {
-        log.adviseGrowing(from: writeEnd)
-        index.adviseGrowing(from: 0)
-        tags.adviseGrowing(from: 0)
-        time.adviseGrowing(from: 0)
-    }
-
-    /// Clears the sealed marks of a segment reopened to take more events.
-    func unseal() {
-        log.base.storeLE(UInt32(0), at: Format.Segment.flagsOffset)
-        log.base.storeLE(UInt64(0), at: Format.Segment.sealedEndOffset)
-        log.base.storeLE(UInt64(0), at: Format.Segment.eventCountOffset)
-        index.base.storeLE(UInt32(0), at: Format.Index.countOffset)
-        index.base.storeLE(UInt64(0), at: Format.Index.dataEndOffset)
-        tags.base.storeLE(UInt32(0), at: Format.Tags.blockCountOffset)
-        tags.base.storeLE(UInt64(0), at: Format.Tags.dataEndOffset)
-        time.base.storeLE(UInt32(0), at: Format.Time.countOffset)
-        time.base.storeLE(UInt64(0), at: Format.Time.dataEndOffset)
-        time.base.storeLE(UInt64(0), at: Format.Time.maxTimestampOffset)
-        isSealed.store(false, ordering: .releasing)
-        adviseGrowing()
     }
 
     /// Closes the four file descriptors (the mappings stay); for segments no longer written.
