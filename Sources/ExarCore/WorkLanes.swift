@@ -50,6 +50,10 @@ final class WorkLanes: Sendable {
         private var ready: [any LaneWork] = []
         private var readySet = Set<ObjectIdentifier>()
         private var timed: [ObjectIdentifier: (work: any LaneWork, at: UInt64)] = [:]
+        /// The times in `timed`, earliest first; an entry whose item was rescheduled or has run
+        /// is stale and skipped (`timed` says which is current). A lane with thousands of timed
+        /// items finds the due ones without looking at the others.
+        private var deadlines = DeadlineHeap()
         private var thread: JoinableThread?
 
         init(name: String) {
@@ -76,6 +80,7 @@ final class WorkLanes: Sendable {
                 return
             }
             timed[id] = (work, time)
+            deadlines.insert(Deadline(at: time, id: id))
             condition.signal()
             condition.unlock()
         }
@@ -85,16 +90,19 @@ final class WorkLanes: Sendable {
             while true {
                 condition.lock()
                 while true {
-                    if !timed.isEmpty {
+                    if let first = deadlines.first {
                         let now = WorkLanes.now
-                        var earliest = UInt64.max
-                        for (id, entry) in timed {
-                            if entry.at <= now {
-                                timed[id] = nil
-                                if readySet.insert(id).inserted { ready.append(entry.work) }
-                            } else {
-                                earliest = min(earliest, entry.at)
+                        var earliest = first.at
+                        while let due = deadlines.first {
+                            guard due.at <= now else {
+                                earliest = due.at
+                                break
                             }
+                            deadlines.removeFirst()
+                            earliest = .max
+                            guard let entry = timed[due.id], entry.at == due.at else { continue }  // stale
+                            timed[due.id] = nil
+                            if readySet.insert(due.id).inserted { ready.append(entry.work) }
                         }
                         if ready.isEmpty && earliest != .max {
                             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(earliest - now) / 1000))
@@ -117,5 +125,57 @@ final class WorkLanes: Sendable {
                 batch.removeAll(keepingCapacity: true)
             }
         }
+    }
+}
+
+/// When a timed item is due, ordered by time.
+struct Deadline: Comparable {
+    let at: UInt64
+    let id: ObjectIdentifier
+
+    static func < (lhs: Deadline, rhs: Deadline) -> Bool {
+        lhs.at < rhs.at
+    }
+
+    static func == (lhs: Deadline, rhs: Deadline) -> Bool {
+        lhs.at == rhs.at && lhs.id == rhs.id
+    }
+}
+
+/// A binary min-heap of deadlines.
+struct DeadlineHeap {
+    private var items: [Deadline] = []
+
+    var first: Deadline? { items.first }
+    var count: Int { items.count }
+
+    mutating func insert(_ deadline: Deadline) {
+        items.append(deadline)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child] < items[parent] else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    @discardableResult
+    mutating func removeFirst() -> Deadline {
+        let first = items[0]
+        let last = items.removeLast()
+        guard !items.isEmpty else { return first }
+        items[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            guard left < items.count else { break }
+            let right = left + 1
+            let smaller = right < items.count && items[right] < items[left] ? right : left
+            guard items[smaller] < items[parent] else { break }
+            items.swapAt(smaller, parent)
+            parent = smaller
+        }
+        return first
     }
 }

@@ -23,7 +23,12 @@ final class Scanner: LaneWork, @unchecked Sendable {
     private var running = false
     /// The lane its passes run on (set by `start`).
     private var lane: WorkLanes.Lane?
+    /// How long a scanner holding subscriptions waits, when nothing wakes it, before it looks
+    /// again on its own: `sleep_time_in_ms`, at least a second. Commits, new subscriptions,
+    /// resumes and cancels wake it at once, so this is only a safety net; polling every 10 ms
+    /// (the original's default) cost 27% of a core with 1,000 idle subscribed collections.
     private let sleepMilliseconds: UInt64
+    static let minimumSleepMilliseconds = 1000
     /// Mirrors `subscriptions.count`, so a commit skips the lock of a scanner with nothing to serve.
     private let held = Atomic<Int>(0)
 
@@ -33,7 +38,7 @@ final class Scanner: LaneWork, @unchecked Sendable {
 
     init(log: CollectionLog, sleepTimeMilliseconds: Int) {
         self.log = log
-        self.sleepMilliseconds = UInt64(max(1, sleepTimeMilliseconds))
+        self.sleepMilliseconds = UInt64(max(Self.minimumSleepMilliseconds, sleepTimeMilliseconds))
         self.reader = LogReader(report: { [weak log] message in log?.log(.error, message) })
     }
 
