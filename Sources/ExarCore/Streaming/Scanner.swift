@@ -31,6 +31,8 @@ final class Scanner: LaneWork, @unchecked Sendable {
     static let minimumSleepMilliseconds = 1000
     /// Mirrors `subscriptions.count`, so a commit skips the lock of a scanner with nothing to serve.
     private let held = Atomic<Int>(0)
+    /// The events of one read, copied, for delivery member by member (its passes only).
+    private var gathered = GatheredEvents()
 
     /// Events handed to one group in one pass, and batches examined, before the next group's turn.
     static let eventsPerPass = 4096
@@ -154,40 +156,45 @@ final class Scanner: LaneWork, @unchecked Sendable {
         var active = members.count
         var delivered: UInt64 = 0
         defer { if delivered > 0 { log.counters.eventsDelivered.add(delivered, ordering: .relaxed) } }
-        let stop = reader.read(
-            segments: segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: sharedTag,
-            maxEvents: Self.eventsPerPass, maxBatches: Self.batchesPerPass
-        ) { event, _ in
-            for member in members where !member.finished && !member.leftPass && !member.isCancelled {
-                if member.isPaused {
-                    // It misses this event: out of this read for good, even if resumed before the
-                    // next one. Its cursor stays at its own next id, relocated when it is served again.
-                    member.leftPass = true
-                    continue
+        let stop: ReadStop
+        if members.count < Self.gatherFrom {
+            stop = reader.read(
+                segments: segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: sharedTag,
+                maxEvents: Self.eventsPerPass, maxBatches: Self.batchesPerPass
+            ) { event, _ in
+                for member in members where !member.finished && !member.leftPass && !member.isCancelled {
+                    _ = offer(event, to: member, sharedTag: sharedTag, active: &active, delivered: &delivered)
                 }
-                if event.id < member.cursor.nextId { continue }
-                if event.id >= member.endId {
-                    finish(member)
-                    active -= 1
-                    continue
-                }
-                // Its own place, in case it pauses here; relocated through the index when it resumes.
-                member.cursor.nextId = event.id + 1
-                member.cursor.segment = -1
-                if let tag = member.tag, sharedTag == nil, !tag.matches(event.tags) { continue }
-                let wantsMore = member.sink.receive(event)
-                member.receivedInPass = true
-                member.delivered += 1
-                delivered += 1
-                if let limit = member.limit, member.delivered >= limit {
-                    finish(member)
-                    active -= 1
-                } else if !wantsMore {
-                    member.pause()
-                    if member.isPaused { active -= 1 }
+                return active > 0
+            }
+        } else {
+            // Many members: the pass's events are copied once, then handed to one member after
+            // another, so each member's state and its sink's buffer stay in cache for its run
+            // (event by event, every event touched every member: a 1,000-subscriber fan-out spent
+            // most of its time in those cache misses).
+            gathered.removeAll()
+            stop = reader.read(
+                segments: segments, refresh: { log.segments }, cursor: &cursor, endId: endId, tag: sharedTag,
+                maxEvents: Self.eventsPerPass, maxBatches: Self.batchesPerPass
+            ) { event, _ in
+                gathered.append(event)
+                // A read of large events stops at a few MiB copied; the next pass goes on.
+                return gathered.byteCount < GatheredEvents.maximumBytes
+            }
+            gathered.withViews { events in
+                for member in members {
+                    for event in events {
+                        guard !member.finished && !member.leftPass && !member.isCancelled else { break }
+                        if !offer(event, to: member, sharedTag: sharedTag, active: &active, delivered: &delivered) {
+                            // Paused or finished: it leaves this read (a paused member that would
+                            // have had more events is placed again when it resumes).
+                            if member.isPaused && event.id != events.last?.id { member.leftPass = true }
+                            break
+                        }
+                    }
                 }
             }
-            return active > 0
+            gathered.removeAll()
         }
         for member in members {
             if member.receivedInPass {
@@ -211,6 +218,48 @@ final class Scanner: LaneWork, @unchecked Sendable {
             || members.contains { $0.isReady && $0.cursor.nextId < cursor.nextId }
     }
 
+    /// Members from which a read gathers its events before delivering (fewer: event by event).
+    static let gatherFrom = 8
+
+    /// Hands `event` to `member` (which is still in the read) unless it is before its place or
+    /// filtered out; returns whether it may take the read's next event.
+    private func offer(_ event: EventView, to member: Subscription, sharedTag: TagFilter?,
+                       active: inout Int, delivered: inout UInt64) -> Bool {
+        if member.isPaused {
+            // It misses this event: out of this read for good, even if resumed before the
+            // next one. Its cursor stays at its own next id, relocated when it is served again.
+            member.leftPass = true
+            return false
+        }
+        if event.id < member.cursor.nextId { return true }
+        if event.id >= member.endId {
+            finish(member)
+            active -= 1
+            return false
+        }
+        // Its own place, in case it pauses here; relocated through the index when it resumes.
+        member.cursor.nextId = event.id + 1
+        member.cursor.segment = -1
+        if let tag = member.tag, sharedTag == nil, !tag.matches(event.tags) { return true }
+        let wantsMore = member.sink.receive(event)
+        member.receivedInPass = true
+        member.delivered += 1
+        delivered += 1
+        if let limit = member.limit, member.delivered >= limit {
+            finish(member)
+            active -= 1
+            return false
+        }
+        if !wantsMore {
+            member.pause()
+            if member.isPaused {
+                active -= 1
+                return false
+            }
+        }
+        return true
+    }
+
     private func finish(_ member: Subscription) {
         guard !member.finished else { return }
         member.finished = true
@@ -219,5 +268,45 @@ final class Scanner: LaneWork, @unchecked Sendable {
             member.sink.flush()
         }
         member.sink.finish(.endOfStream)
+    }
+}
+
+/// Copies of the events of one read (their tags and data in one buffer), reused from pass to pass.
+struct GatheredEvents {
+    private var bytes: [UInt8] = []
+    private var entries: [(id: UInt64, timestamp: UInt64, tags: Range<Int>, data: Range<Int>)] = []
+
+    /// Bytes a read copies at most (it stops after the event that passes this).
+    static let maximumBytes = 4 << 20
+    /// Capacity kept between passes; a larger buffer is given back (a scanner per collection
+    /// lane, thousands of collections: each keeps little).
+    static let keptCapacity = 64 << 10
+
+    var byteCount: Int { bytes.count }
+
+    /// Empties it for the next read.
+    mutating func removeAll() {
+        if bytes.capacity > Self.keptCapacity { bytes = [] } else { bytes.removeAll(keepingCapacity: true) }
+        if entries.capacity > 1024 { entries = [] } else { entries.removeAll(keepingCapacity: true) }
+    }
+
+    mutating func append(_ event: EventView) {
+        let tagsStart = bytes.count
+        bytes.append(contentsOf: event.tags)
+        let dataStart = bytes.count
+        bytes.append(contentsOf: event.data)
+        entries.append((event.id, event.timestamp, tagsStart..<dataStart, dataStart..<bytes.count))
+    }
+
+    /// Calls `body` with views of the events, valid during the call.
+    func withViews(_ body: ([EventView]) -> Void) {
+        bytes.withUnsafeBytes { buffer in
+            let views = entries.map { entry in
+                EventView(id: entry.id, timestamp: entry.timestamp,
+                          tags: UnsafeRawBufferPointer(rebasing: buffer[entry.tags]),
+                          data: UnsafeRawBufferPointer(rebasing: buffer[entry.data]))
+            }
+            body(views)
+        }
     }
 }
