@@ -105,6 +105,8 @@ import Testing
         ("[database]\nretention = { max_size = 1 }", "database.retention.max_size"),
         ("[database]\nretention = 5", "database.retention"),
         ("[database]\nlogs_path = 5", "database.logs_path"),
+        ("[database]\nmax_open_collections = -1", "database.max_open_collections"),
+        ("[database.collections.x]\nmax_open_collections = 5", "database.collections.x.max_open_collections"),
         ("[database]\nsegment_size = 10", "database.segment_size"),
         ("[database]\ncompression = \"zip\"", "database.compression"),
         ("[database]\nsync = \"sometimes\"", "database.sync"),
@@ -128,6 +130,14 @@ import Testing
         } catch let error as ConfigError {
             #expect(error.key == key, "\(error)")
         }
+    }
+
+    @Test func theBoundOfOpenCollectionsIsReadFromTheDatabaseTable() throws {
+        #expect(try ExarConfig.parse("").databaseConfiguration(logHandler: nil).maxOpenCollections == 1000)
+        let bounded = try ExarConfig.parse("[database]\nmax_open_collections = 50")
+        #expect(bounded.databaseConfiguration(logHandler: nil).maxOpenCollections == 50)
+        let unbounded = try ExarConfig.parse("[database]\nmax_open_collections = 0")
+        #expect(unbounded.databaseConfiguration(logHandler: nil).maxOpenCollections == 0)
     }
 
     @Test func aCollectionCanHaveItsOwnLogsPath() throws {
