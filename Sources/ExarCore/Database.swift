@@ -12,7 +12,7 @@ public final class Database: Sendable {
     public let configuration: DatabaseConfiguration
     private let state = Locked<State>(State())
     private let closed = Atomic<Bool>(false)
-    private let cacheClosings = Atomic<Int>(0)
+    private let cacheClosings = CacheClosings()
     /// Publishes counted by the edges that take them (the protocol port, the HTTP API).
     package let publishCounters = PublishCounters()
     /// Deletes what the collections' retention policies no longer keep (a thread once one has a policy).
@@ -169,20 +169,34 @@ public final class Database: Sendable {
         }
     }
 
+    /// Closes them on the cache's own queue, so the caller that opened a collection does not
+    /// wait for others' seals and syncs (a lease of a victim's name waits on its gate).
     private func closeVictims(_ victims: [Victim]) {
         guard !victims.isEmpty else { return }
-        for victim in victims {
-            victim.collection.close()
+        let state = self.state
+        let closings = cacheClosings
+        Self.closingQueue.async {
+            for victim in victims {
+                victim.collection.close()
+                state.withLock { state in state.busy[victim.name] = nil }
+                victim.gate.open()
+                closings.increment()
+            }
         }
-        cacheClosings.add(victims.count, ordering: .relaxed)
-        state.withLock { state in
-            for victim in victims { state.busy[victim.name] = nil }
-        }
-        for victim in victims { victim.gate.open() }
     }
 
+    /// Where the cache closes idle collections, one at a time.
+    private static let closingQueue = DispatchQueue(label: "exar-cache-close")
+
     /// How many idle collections the cache has closed since the database was opened.
-    public var collectionsClosedByCache: Int { cacheClosings.load(ordering: .relaxed) }
+    public var collectionsClosedByCache: Int { cacheClosings.value }
+
+    /// A counter the closing queue can hold after the database is gone.
+    private final class CacheClosings: Sendable {
+        private let count = Atomic<Int>(0)
+        func increment() { count.add(1, ordering: .relaxed) }
+        var value: Int { count.load(ordering: .relaxed) }
+    }
 
     /// The collection `name` if it is already open (never opens or creates one, never waits for
     /// disk), pinned open as by ``collection(_:)``.
@@ -303,6 +317,8 @@ public final class Database: Sendable {
         for collection in open.values {
             collection.close()
         }
+        // And the idle ones the cache is still closing.
+        Self.closingQueue.sync {}
         retention.stop()
     }
 
