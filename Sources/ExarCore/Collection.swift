@@ -300,9 +300,14 @@ public final class Collection: Sendable {
     /// Writes what is pending, seals the active segment, ends subscriptions with
     /// ``SubscriptionEnd/closed`` and stops the collection's threads. Later publishes fail.
     public func close() {
+        close(syncing: true)
+    }
+
+    /// `close`, without the last sync when `syncing` is false (see ``CollectionLog/close(syncing:)``).
+    func close(syncing: Bool) {
         closeGroups(persist: true, end: .closed)
         log.retention?.unregister(log)
-        log.close()
+        log.close(syncing: syncing)
         for scanner in scanners { scanner.stop(ending: .closed) }
     }
 

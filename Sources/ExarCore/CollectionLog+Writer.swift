@@ -75,8 +75,11 @@ extension CollectionLog: LaneWork {
         defer { writeLock.unlock() }
         active.commit()
         active.seal(releasingTail: true)
+        condition.lock()
+        let syncing = syncsOnClose
+        condition.unlock()
         do {
-            try counters.timingSync { () throws(ExarError) in try active.sync() }
+            if syncing { try counters.timingSync { () throws(ExarError) in try active.sync() } }
         } catch {
             logHandler?(.error, "collection \(name): cannot sync on close: \(error)")
         }

@@ -33,6 +33,8 @@ final class CollectionLog: @unchecked Sendable {
     var pendingRecords: [UInt8] = []
     var pendingBursts: [PendingBurst] = []
     var closing = false
+    /// Whether the writer's last pass syncs (set with `closing`).
+    var syncsOnClose = true
     var closed = false
     var writerRunning = false
 
@@ -343,13 +345,16 @@ final class CollectionLog: @unchecked Sendable {
     }
 
     /// Stops taking publishes, writes what is pending, seals the active segment and stops the writer.
-    func close() {
+    /// `syncing: false` skips the last sync (the cache closing an idle collection whose policy
+    /// is `sync = none`, which promises nothing the sync would keep).
+    func close(syncing: Bool = true) {
         condition.lock()
         if closed || closing {
             condition.unlock()
             return
         }
         closing = true
+        syncsOnClose = syncing
         writerLane?.schedule(self)
         // The writer's last pass writes what is pending, seals and lets the folder go.
         while writerRunning { condition.wait() }

@@ -177,7 +177,9 @@ public final class Database: Sendable {
         let closings = cacheClosings
         Self.closingQueue.async {
             for victim in victims {
-                victim.collection.close()
+                // With `sync = none` nothing asks for the sync a shutdown does; it would hold the
+                // collection's writer lane (and the others on it) for each idle collection.
+                victim.collection.close(syncing: victim.collection.configuration.sync != .none)
                 state.withLock { state in state.busy[victim.name] = nil }
                 victim.gate.open()
                 closings.increment()
