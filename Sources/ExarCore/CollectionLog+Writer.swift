@@ -74,7 +74,7 @@ extension CollectionLog: LaneWork {
     private func finishWriting() {
         defer { writeLock.unlock() }
         active.commit()
-        active.seal(releasingTail: true)
+        active.seal(releasingTail: .waiting)
         condition.lock()
         let syncing = syncsOnClose
         condition.unlock()
@@ -203,7 +203,7 @@ extension CollectionLog: LaneWork {
     func roll() throws(ExarError) {
         if !active.isSealed.load(ordering: .relaxed) {
             active.commit()
-            active.seal(releasingTail: true)
+            active.seal(releasingTail: .background)
             if configuration.sync != .none {
                 try counters.timingSync { () throws(ExarError) in try active.sync() }
             }

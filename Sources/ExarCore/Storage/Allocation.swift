@@ -64,10 +64,13 @@ extension MappedFile {
     /// which must hold no data: a sealed segment's room allocated and prefaulted ahead of its
     /// writer. Runs on the allocation queue, after the allocations asked for before it; the file
     /// keeps its size, and the bytes read as zeros, as they did.
-    func releaseTail(from offset: Int) {
+    ///
+    /// `waiting`: returns once it is done. A collection's close must wait: the collection may be
+    /// reopened and written at once, and a hole punched later would erase those events.
+    func releaseTail(from offset: Int, waiting: Bool) {
         let start = (offset + Self.pageSize - 1) & ~(Self.pageSize - 1)
         guard start < size, let punch = Self.punchHole else { return }
-        BackgroundAllocation.queue.async { [self] in
+        let work: @Sendable () -> Void = { [self] in
             descriptor.withLock { (fd: inout Int32) in
                 let own = fd < 0
                 let open = own ? Glibc.open(path, O_RDWR | O_CLOEXEC) : fd
@@ -76,6 +79,7 @@ extension MappedFile {
                 _ = punch(open, Self.punchHoleMode, off_t(start), off_t(size - start))
             }
         }
+        if waiting { BackgroundAllocation.queue.sync(execute: work) } else { BackgroundAllocation.queue.async(execute: work) }
     }
 
     /// `fallocate(2)`, which Swift's Glibc module does not export, looked up once.

@@ -1,9 +1,13 @@
 /// Sealing: the headers record the end of data, so a later open trusts them without a scan.
 extension Segment {
+    /// How a seal gives back the room allocated ahead: in the background (a roll: the segment
+    /// is never written again), or before it returns (a close: the collection may reopen at once).
+    enum TailRelease { case background, waiting }
+
     /// Records the end of data in the headers of the four files, so a later open needs no scan.
     /// `releasingTail`: also give back the disk allocated ahead past the data (the writer's
     /// roll and close; not recovery, which may keep bytes it does not serve).
-    func seal(releasingTail: Bool = false) {
+    func seal(releasingTail: TailRelease? = nil) {
         let eventCount = nextId - baseId
         log.base.storeLE(UInt64(writeEnd), at: Format.Segment.sealedEndOffset)
         log.base.storeLE(eventCount, at: Format.Segment.eventCountOffset)
@@ -19,7 +23,7 @@ extension Segment {
         time.base.storeLE(runningMaxTimestamp, at: Format.Time.maxTimestampOffset)
         isSealed.store(true, ordering: .releasing)
         log.adviseReading()
-        if releasingTail { log.releaseTail(from: writeEnd) }
+        if let releasingTail { log.releaseTail(from: writeEnd, waiting: releasingTail == .waiting) }
     }
 
     /// The files' unwritten pages are grown into, not read (see ``MappedFile/adviseGrowing(from:)``).

@@ -186,9 +186,11 @@ final class Scanner: LaneWork, @unchecked Sendable {
                     for event in events {
                         guard !member.finished && !member.leftPass && !member.isCancelled else { break }
                         if !offer(event, to: member, sharedTag: sharedTag, active: &active, delivered: &delivered) {
-                            // Paused or finished: it leaves this read (a paused member that would
-                            // have had more events is placed again when it resumes).
-                            if member.isPaused && event.id != events.last?.id { member.leftPass = true }
+                            // Paused (or finished): it leaves this read, and a paused one that did
+                            // not get the read's later events is placed again when it is served next.
+                            // Marked whether or not a resume has come since: resumed, it must not be
+                            // moved past those events with the others.
+                            if !member.finished && event.id != events.last?.id { member.leftPass = true }
                             break
                         }
                     }
