@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// A collection held open for as long as this lease lives: the database's cache of open
@@ -14,7 +13,7 @@ public final class CollectionLease: Sendable {
     }
 
     deinit {
-        collection.lastUsed.store(CollectionCache.now(), ordering: .relaxed)
+        collection.lastUsed.store(WorkLanes.now, ordering: .relaxed)
         collection.leaseCount.subtract(1, ordering: .releasing)
     }
 }
@@ -32,11 +31,6 @@ extension Collection {
 
 /// How the database picks the idle collections to close.
 enum CollectionCache {
-    /// Monotonic milliseconds.
-    static func now() -> UInt64 {
-        DispatchTime.now().uptimeNanoseconds / 1_000_000
-    }
-
     /// The idle collections to close so that `open` (with its busy names) is at most `limit`,
     /// least recently used first. Closes down to 7/8 of the limit, so the scan over every open
     /// collection is paid once per many openings, not at each.

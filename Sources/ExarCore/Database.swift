@@ -100,7 +100,7 @@ public final class Database: Sendable {
     private static func hold(_ collection: Collection, lease: Bool) {
         if lease {
             collection.leaseCount.add(1, ordering: .acquiring)
-            collection.lastUsed.store(CollectionCache.now(), ordering: .relaxed)
+            collection.lastUsed.store(WorkLanes.now, ordering: .relaxed)
         } else {
             collection.pinned.store(true, ordering: .relaxed)
         }

@@ -29,24 +29,32 @@ extension MappedFile {
     /// `MADV_POPULATE_WRITE`, which Swift's Glibc module does not export.
     private static let populateWrite: Int32 = 23
 
+    /// Runs `body` with a writable descriptor of the file: its own if it kept one, else one opened
+    /// for the call (segments keep none: a collection costs one descriptor, its lock). `nil`
+    /// when the file cannot be opened (`errno` says why).
+    private func withWritableDescriptor<Result>(_ body: (Int32) -> Result) -> Result? {
+        descriptor.withLock { (fd: inout Int32) -> Result? in
+            let own = fd < 0
+            let open = own ? Glibc.open(path, O_RDWR | O_CLOEXEC) : fd
+            guard open >= 0 else { return nil }
+            defer { if own { close(open) } }
+            return body(open)
+        }
+    }
+
     /// Allocates the pages under `range` (a no-op for pages allocated already).
     func allocate(_ range: Range<Int>) throws(ExarError) {
         guard !range.isEmpty, !allocationUnsupported.load(ordering: .relaxed) else { return }
         let start = range.lowerBound & ~(Self.pageSize - 1)
         let end = min(size, (range.upperBound + Self.pageSize - 1) & ~(Self.pageSize - 1))
         guard start < end else { return }
-        let result = descriptor.withLock { (fd: inout Int32) -> Int32 in
-            // Segments keep no descriptor open (a collection costs one, its lock): open one for this.
-            let own = fd < 0
-            let open = own ? Glibc.open(path, O_RDWR | O_CLOEXEC) : fd
-            guard open >= 0 else { return errno }
-            defer { if own { close(open) } }
+        let result = withWritableDescriptor { open -> Int32 in
             var result: Int32
             repeat {
                 result = posix_fallocate(open, off_t(start), off_t(end - start))
             } while result == EINTR
             return result
-        }
+        } ?? errno
         switch result {
         case 0:
             return
@@ -71,13 +79,8 @@ extension MappedFile {
         let start = (offset + Self.pageSize - 1) & ~(Self.pageSize - 1)
         guard start < size, let punch = Self.punchHole else { return }
         let work: @Sendable () -> Void = { [self] in
-            descriptor.withLock { (fd: inout Int32) in
-                let own = fd < 0
-                let open = own ? Glibc.open(path, O_RDWR | O_CLOEXEC) : fd
-                guard open >= 0 else { return }  // deleted meanwhile (retention): nothing to give back
-                defer { if own { close(open) } }
-                _ = punch(open, Self.punchHoleMode, off_t(start), off_t(size - start))
-            }
+            // No descriptor when the file was deleted meanwhile (retention): nothing to give back.
+            _ = withWritableDescriptor { punch($0, Self.punchHoleMode, off_t(start), off_t(size - start)) }
         }
         if waiting { BackgroundAllocation.queue.sync(execute: work) } else { BackgroundAllocation.queue.async(execute: work) }
     }
