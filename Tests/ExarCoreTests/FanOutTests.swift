@@ -42,7 +42,9 @@ import Testing
         let plain = (0..<12).map { _ in CollectingSink() }
         let limited = (0..<4).map { _ in CollectingSink() }
         let tagged = (0..<4).map { _ in CollectingSink() }
-        let pausing = (0..<6).map { PausingSink(every: 7 + $0) }
+        // Each pause waits for the resumer and a pass of the shared scanner lanes, which other suites
+        // keep busy (under TSan a CI run took over 30 s for pauses every 7-12 events): some tens each.
+        let pausing = (0..<6).map { PausingSink(every: 50 + 7 * $0) }
         let cancelled = (0..<4).map { _ in CollectingSink() }
         let plainSubs = try plain.map { try collection.subscribe(Query(live: true), sink: $0) }
         let limitedSubs = try limited.enumerated().map { number, sink in
@@ -60,7 +62,7 @@ import Testing
         _ = try await collection.publishNumbered(300, count: total - 300, tags: { ["t\($0 % 3)"] })
         for (number, subscription) in cancelledSubs.enumerated() where number % 2 == 0 { subscription.cancel() }
         let all = Array(1...UInt64(total))
-        try await waitUntil(seconds: 30) {
+        try await waitUntil(seconds: 90) {
             plain.allSatisfy { $0.events.count == total } && pausing.allSatisfy { $0.ids.count == total }
                 && limited.enumerated().allSatisfy { $1.end != nil }
                 && tagged.allSatisfy { $0.events.count == total / 3 }
