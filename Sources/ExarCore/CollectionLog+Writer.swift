@@ -182,7 +182,7 @@ extension CollectionLog: LaneWork {
             switch configuration.sync {
             case .always:
                 do {
-                    try counters.timingSync { () throws(ExarError) in try active.sync() }
+                    try counters.timingSync { () throws(ExarError) in try active.syncData() }
                 } catch {
                     failure = failure ?? error
                     written = 0
@@ -252,7 +252,7 @@ extension CollectionLog: LaneWork {
             currentTimeMilliseconds() &- since >= UInt64(milliseconds)
         else { return }
         do {
-            try counters.timingSync { () throws(ExarError) in try active.sync() }
+            try counters.timingSync { () throws(ExarError) in try active.syncData() }
             unsyncedSince.store(0, ordering: .relaxed)
         } catch {
             logHandler?(.error, "collection \(name): interval sync failed: \(error)")

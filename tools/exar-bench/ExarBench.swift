@@ -34,12 +34,12 @@ struct Target: ParsableArguments {
     }
 }
 
-/// Runs `body` against the target (starting a private server if asked).
-func withServer<T>(_ target: Target, _ body: (String, Int) async throws -> T) async throws -> T {
+/// Runs `body` against the target (starting a private server with `sync` if asked).
+func withServer<T>(_ target: Target, sync: String = "none", _ body: (String, Int) async throws -> T) async throws -> T {
     if let port = target.port {
         return try await body(target.host, port)
     }
-    let server = try ServerProcess()
+    let server = try ServerProcess(sync: sync)
     defer { server.stop() }
     return try await body("127.0.0.1", server.port)
 }
@@ -117,15 +117,36 @@ struct Summary {
 }
 
 /// The durability settings each side ran with, stated with every comparison.
-let durabilityNote = "exar-db: sync = none (page cache; survives a crash of the process); redis: appendonly no, save \"\" (memory only)"
+enum Durability {
+    static func exar(sync: String, external: Bool) -> String {
+        if external { return "exar-db: as the server at --port is configured" }
+        return sync == "always"
+            ? "exar-db: sync = always (synced before each acknowledgement, group-committed)"
+            : "exar-db: sync = none (page cache; survives a crash of the process)"
+    }
+
+    static func redis(durable: Bool) -> String {
+        durable ? "redis: appendonly yes, appendfsync always (fsync before it answers)"
+            : "redis: appendonly no, save \"\" (memory only)"
+    }
+}
+
+/// The peer's result in a comparison: its name (the JSON key) and the durability it ran with.
+struct PeerResult {
+    let name: String
+    let summary: Summary
+    let durability: String
+}
 
 /// Prints one result, or a result and its peer with the ratio, as a table or one JSON object.
-func output(_ exar: Summary, peer: Summary?, json: Bool) {
+func output(_ exar: Summary, peer: PeerResult?, exarDurability: String = Durability.exar(sync: "none", external: false),
+            json: Bool) {
+    let durability = peer.map { exarDurability + "; " + $0.durability } ?? exarDurability
     if json {
         var object = exar.json
         if let peer {
-            object = ["exar": exar.json, "redis": peer.json, "ratio_events_per_second": exar.rate / max(peer.rate, 1),
-                      "durability": durabilityNote]
+            object = ["exar": exar.json, peer.name: peer.summary.json,
+                      "ratio_events_per_second": exar.rate / max(peer.summary.rate, 1), "durability": durability]
         }
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
@@ -134,15 +155,16 @@ func output(_ exar: Summary, peer: Summary?, json: Bool) {
     exar.printTable()
     if let peer {
         print("")
-        peer.printTable()
+        peer.summary.printTable()
         print("")
-        print("ratio        exar-db / redis = \(String(format: "%.2f", exar.rate / max(peer.rate, 1)))x events/s")
-        if let exarLatency = exar.latency, let peerLatency = peer.latency {
-            let exarP99 = Double(exarLatency.valueAtPercentile(99)) / 1000
-            let peerP99 = Double(peerLatency.valueAtPercentile(99)) / 1000
-            print("p99 latency  exar-db \(String(format: "%.0f", exarP99)) us, redis \(String(format: "%.0f", peerP99)) us")
+        print("ratio        exar-db / \(peer.name) = \(String(format: "%.2f", exar.rate / max(peer.summary.rate, 1)))x events/s")
+        if let exarLatency = exar.latency, let peerLatency = peer.summary.latency {
+            let exarPercentiles = [50.0, 99].map { Double(exarLatency.valueAtPercentile($0)) / 1000 }
+            let peerPercentiles = [50.0, 99].map { Double(peerLatency.valueAtPercentile($0)) / 1000 }
+            print("latency (us) exar-db p50 \(String(format: "%.0f", exarPercentiles[0])) p99 \(String(format: "%.0f", exarPercentiles[1])), "
+                + "\(peer.name) p50 \(String(format: "%.0f", peerPercentiles[0])) p99 \(String(format: "%.0f", peerPercentiles[1]))")
         }
-        print("durability   \(durabilityNote)")
+        print("durability   \(durability)")
     }
 }
 

@@ -67,7 +67,7 @@ struct FanOutWorkload: AsyncParsableCommand {
         if collections > 1 { parameters["collections"] = collections }
         let exar = Summary(system: "exar-db", workload: "fanout", parameters: parameters, events: delivered,
                            seconds: seconds, bytesPerEvent: Double(size + 40), latency: latency)
-        var redis: Summary?
+        var redis: PeerResult?
         if peer == "redis" {
             let server = try RedisProcess()
             defer { server.stop() }
@@ -76,10 +76,12 @@ struct FanOutWorkload: AsyncParsableCommand {
                 port: server.port, key: "fanout", subscribers: subscribers, rate: rate, events: events, size: size,
                 progress: redisMeter)
             redisMeter?.finish()
-            redis = Summary(system: "redis (XREAD BLOCK)", workload: "fanout", parameters: parameters,
-                            events: events * subscribers, seconds: redisSeconds, bytesPerEvent: Double(size + 40),
-                            latency: redisLatency)
+            redis = PeerResult(name: "redis", summary: Summary(
+                system: "redis (XREAD BLOCK)", workload: "fanout", parameters: parameters,
+                events: events * subscribers, seconds: redisSeconds, bytesPerEvent: Double(size + 40),
+                latency: redisLatency), durability: Durability.redis(durable: false))
         }
-        output(exar, peer: redis, json: target.json)
+        output(exar, peer: redis, exarDurability: Durability.exar(sync: "none", external: target.port != nil),
+               json: target.json)
     }
 }

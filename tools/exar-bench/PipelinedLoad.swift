@@ -10,6 +10,9 @@ enum AnswerFormat: Sendable {
     case exar
     /// Redis: a bulk string (the new entry's id) per `XADD`.
     case redis
+    /// NATS JetStream: `PONG` for the handshake's `PING` (after `INFO`), then a `MSG` with the
+    /// stream's ack as its payload per `PUB`.
+    case nats
 
     /// Counts the complete answers at the start of `bytes` (the handshake's first, when
     /// `connected` is false); returns them and the bytes they take. An answer that is not a
@@ -39,6 +42,27 @@ enum AnswerFormat: Sendable {
                 }
                 let end = lineEnd + 1 + length + 2
                 guard end <= bytes.count else { return (answers, position) }
+                answers += 1
+                position = end
+            case .nats:
+                if !connected {
+                    if line.starts(with: "-ERR".utf8) { throw BenchError("nats answered: \(excerpt(line))") }
+                    if line.starts(with: "PONG".utf8) { connected = true }
+                    position = lineEnd + 1
+                    continue
+                }
+                guard let length = NatsWire.messageLength(line) else {
+                    // The server's own PING (every two minutes) and INFO updates are not answers.
+                    guard line.starts(with: "PING".utf8) || line.starts(with: "INFO".utf8) || line.starts(with: "+OK".utf8) else {
+                        throw BenchError("nats answered: \(excerpt(line))")
+                    }
+                    position = lineEnd + 1
+                    continue
+                }
+                let end = lineEnd + 1 + length + 2
+                guard end <= bytes.count else { return (answers, position) }
+                let payload = UnsafeRawBufferPointer(rebasing: bytes[(lineEnd + 1)..<(lineEnd + 1 + length)])
+                if payload.starts(with: #"{"error""#.utf8) { throw BenchError("nats answered: \(excerpt(payload))") }
                 answers += 1
                 position = end
             }

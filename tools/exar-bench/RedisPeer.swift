@@ -6,21 +6,27 @@ import NIOPosix
 
 /// A `redis-server` started on a free loopback port for the side-by-side runs, with persistence
 /// off (`--save ""`, `--appendonly no`): it keeps streams in memory only, which the report states.
+/// Durable, it appends to a file in a temporary folder and syncs it before every answer
+/// (`--appendonly yes --appendfsync always`).
 final class RedisProcess {
     let port: Int
     private let process: Process
+    private let folder: String
 
-    init() throws {
+    init(durable: Bool = false) throws {
         guard let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: {
             FileManager.default.isExecutableFile(atPath: $0)
         }) else {
             throw BenchError("redis-server not found: install it (apt-get install -y redis-server) or run Benchmarks/compare-redis.sh")
         }
         port = try ServerProcess.freePort()
+        folder = NSTemporaryDirectory() + "exar-bench-redis-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder,
                              "--daemonize", "no", "--protected-mode", "no"]
+            + (durable ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"])
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
@@ -36,6 +42,7 @@ final class RedisProcess {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
+        try? FileManager.default.removeItem(atPath: folder)
     }
 }
 

@@ -6,7 +6,8 @@ final class ServerProcess {
     let folder: String
     private let process: Process
 
-    init() throws {
+    /// `sync`: the `[database] sync` policy it runs with.
+    init(sync: String = "none") throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("exar-db").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -19,6 +20,7 @@ final class ServerProcess {
             log4rs_path = "\(folder)/no-log4rs.toml"
             [database]
             logs_path = "\(folder)/data"
+            sync = "\(sync)"
             [server]
             port = \(port)
             [http]

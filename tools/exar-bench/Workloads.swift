@@ -15,17 +15,21 @@ struct PublishWorkload: AsyncParsableCommand {
     @Option(name: .customShort("c"), help: "Connections.") var connections = 50
     @Option(name: .customShort("p"), help: "Publishes in flight per connection.") var pipeline = 16
     @Option(help: "Tags are drawn from this many (one per connection, round robin).") var tags = 4
-    @Option(help: "Also run the same load against a peer started on loopback and print the ratio (redis: XADD).")
+    @Option(help: "Also run the same load against a peer started on loopback and print the ratio (redis: XADD; nats: JetStream publish with acks).")
     var peer: String?
+    @Flag(help: "Sync before acknowledging: the private exar-db with sync = always, redis with appendfsync always.")
+    var durable = false
 
     func validate() throws {
         guard events > 0, size >= 0, connections > 0, pipeline > 0 else { throw ValidationError("counts must be positive") }
+        if let peer, peer != "redis", peer != "nats" { throw ValidationError("unknown peer \(peer): redis or nats") }
     }
 
     func run() async throws {
         let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
         let meter = ProgressMeter.make("exar-db publish", total: events, enabled: !target.json)
-        let (histogram, seconds) = try await withServer(target) { host, port in
+        let sync = durable ? "always" : "none"
+        let (histogram, seconds) = try await withServer(target, sync: sync) { host, port in
             try await runPublish(host: host, port: port, target: target, collection: collection, events: events,
                                  size: size, connections: connections, pipeline: pipeline, tags: tags, progress: meter)
         }
@@ -33,20 +37,29 @@ struct PublishWorkload: AsyncParsableCommand {
         let parameters = ["events": events, "size": size, "connections": connections, "pipeline": pipeline]
         let exar = Summary(system: "exar-db", workload: "publish", parameters: parameters, events: events, seconds: seconds,
                            bytesPerEvent: Double(size + 30), latency: histogram)
-        var redis: Summary?
+        var result: PeerResult?
         if peer == "redis" {
-            let server = try RedisProcess()
+            let server = try RedisProcess(durable: durable)
             defer { server.stop() }
             let redisMeter = ProgressMeter.make("redis XADD     ", total: events, enabled: !target.json)
             let (latency, redisSeconds) = try await runRedisXAdd(port: server.port, key: "bench", events: events, size: size,
                                                                  connections: connections, pipeline: pipeline, progress: redisMeter)
             redisMeter?.finish()
-            redis = Summary(system: "redis (XADD)", workload: "publish", parameters: parameters, events: events,
-                            seconds: redisSeconds, bytesPerEvent: Double(size + 30), latency: latency)
-        } else if let peer {
-            throw ValidationError("unknown peer \(peer): only redis")
+            result = PeerResult(name: "redis", summary: Summary(
+                system: "redis (XADD)", workload: "publish", parameters: parameters, events: events,
+                seconds: redisSeconds, bytesPerEvent: Double(size + 30), latency: latency), durability: Durability.redis(durable: durable))
+        } else if peer == "nats" {
+            let server = try NatsProcess()
+            defer { server.stop() }
+            let natsMeter = ProgressMeter.make("nats publish   ", total: events, enabled: !target.json)
+            let (latency, natsSeconds) = try await runNatsPublish(port: server.port, events: events, size: size,
+                                                                  connections: connections, pipeline: pipeline, progress: natsMeter)
+            natsMeter?.finish()
+            result = PeerResult(name: "nats", summary: Summary(
+                system: "nats (JetStream PUB, acked)", workload: "publish", parameters: parameters, events: events,
+                seconds: natsSeconds, bytesPerEvent: Double(size + 30), latency: latency), durability: NatsProcess.durability)
         }
-        output(exar, peer: redis, json: target.json)
+        output(exar, peer: result, exarDurability: Durability.exar(sync: sync, external: target.port != nil), json: target.json)
     }
 }
 
@@ -57,8 +70,13 @@ struct CatchUpWorkload: AsyncParsableCommand {
     @Option(name: .customShort("n"), help: "Events to publish, then read.") var events = 1_000_000
     @Option(name: .customShort("s"), help: "Data bytes per event.") var size = 100
     @Option(help: "Read only events with this tag (tags are tag0...tag3, so about a quarter match).") var tag: String?
-    @Option(help: "Also read the same number of entries from a peer and print the ratio (redis: XRANGE pages).")
+    @Option(help: "Also read the same number of entries from a peer and print the ratio (redis: XRANGE pages; nats: a JetStream push consumer).")
     var peer: String?
+
+    func validate() throws {
+        if let peer, peer != "redis", peer != "nats" { throw ValidationError("unknown peer \(peer): redis or nats") }
+        if peer == "nats", tag != nil { throw ValidationError("--tag is for exar-db and redis alone") }
+    }
 
     func run() async throws {
         let collection = target.collection ?? "bench-\(UUID().uuidString.prefix(8))"
@@ -79,18 +97,28 @@ struct CatchUpWorkload: AsyncParsableCommand {
         let exar = Summary(system: "exar-db", workload: "catchup", parameters: parameters, events: result.events,
                            seconds: seconds, bytesPerEvent: result.events > 0 ? Double(result.bytes) / Double(result.events) : 0,
                            latency: nil)
-        var redis: Summary?
+        var peerResult: PeerResult?
         if peer == "redis" {
             let server = try RedisProcess()
             defer { server.stop() }
             _ = try await runRedisXAdd(port: server.port, key: "bench", events: events, size: size, connections: 4, pipeline: 64)
             let read = try await runRedisXRange(port: server.port, key: "bench")
-            redis = Summary(system: "redis (XRANGE)", workload: "catchup", parameters: parameters, events: read.events,
-                            seconds: Double(read.nanoseconds) / 1e9,
-                            bytesPerEvent: read.events > 0 ? Double(read.bytes) / Double(read.events) : 0, latency: nil)
-        } else if let peer {
-            throw ValidationError("unknown peer \(peer): only redis")
+            peerResult = PeerResult(name: "redis", summary: Summary(
+                system: "redis (XRANGE)", workload: "catchup", parameters: parameters, events: read.events,
+                seconds: Double(read.nanoseconds) / 1e9,
+                bytesPerEvent: read.events > 0 ? Double(read.bytes) / Double(read.events) : 0, latency: nil),
+                durability: Durability.redis(durable: false))
+        } else if peer == "nats" {
+            let server = try NatsProcess()
+            defer { server.stop() }
+            _ = try await runNatsPublish(port: server.port, events: events, size: size, connections: 4, pipeline: 64)
+            let read = try await runNatsCatchUp(port: server.port, events: events)
+            peerResult = PeerResult(name: "nats", summary: Summary(
+                system: "nats (push consumer)", workload: "catchup", parameters: parameters, events: read.events,
+                seconds: Double(read.nanoseconds) / 1e9,
+                bytesPerEvent: read.events > 0 ? Double(read.bytes) / Double(read.events) : 0, latency: nil),
+                durability: NatsProcess.durability)
         }
-        output(exar, peer: redis, json: target.json)
+        output(exar, peer: peerResult, exarDurability: Durability.exar(sync: "none", external: target.port != nil), json: target.json)
     }
 }

@@ -294,7 +294,15 @@ final class Segment: @unchecked Sendable {
         time.releaseDescriptor()
     }
 
-    /// Writes the four files to the device (the log up to what was committed).
+    /// Writes the log up to what was committed to the device, not the side files: what an
+    /// acknowledgement needs. A crash leaves this segment unsealed, and recovery rebuilds its
+    /// index, tag and time files from the log's batches (FORMAT.md, recovery rule 4).
+    func syncData() throws(ExarError) {
+        try log.sync(prefix: committedEnd.load(ordering: .acquiring))
+    }
+
+    /// Writes the four files to the device (the log up to what was committed): at a seal, whose
+    /// side files a later open trusts.
     func sync() throws(ExarError) {
         try log.sync(prefix: committedEnd.load(ordering: .acquiring))
         try index.sync()
