@@ -11,10 +11,12 @@ run: setup
 	swift build -c release --product exar-db
 	.build/release/exar-db $(if $(CONFIG),--config=$(CONFIG),)
 
-# The Swift suites, then the console in a real browser (headless Chromium through Selenium) and
+# The Swift suites (scripts/install-peers.sh first installs redis-server and nats-server, which
+# the exar-bench side-by-side tests start), then the console in a real browser (headless Chromium through Selenium) and
 # /metrics through prometheus-client against the real exar-db (scripts/browser-tests.sh installs
 # chromium, chromium-driver, selenium and prometheus-client when missing).
 test: setup
+	@scripts/install-peers.sh
 	swift test --disable-xctest
 	scripts/browser-tests.sh
 

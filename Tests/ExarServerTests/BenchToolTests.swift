@@ -81,6 +81,29 @@ import Testing
         #expect(redisLatency["p50"]! > 0 && redisLatency["p50"]! <= redisLatency["max"]!)
     }
 
+    /// Both sides sync before they answer: exar-db with `sync = always`, redis with `appendfsync always`.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server")))
+    func durableRedisPeerSyncsOnBothSides() throws {
+        let result = try bench(["publish", "-n", "300", "-c", "3", "-p", "2", "--peer", "redis", "--durable"])
+        #expect((result["exar"] as? [String: Any])?["events"] as? Int == 300)
+        #expect((result["redis"] as? [String: Any])?["events"] as? Int == 300)
+        let durability = result["durability"] as? String ?? ""
+        #expect(durability.contains("sync = always") && durability.contains("appendfsync always"))
+    }
+
+    /// Needs Debian's nats-server (CI installs it; `Benchmarks/compare-nats.sh` too).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/nats-server")))
+    func natsPeerPublishesWithAcksAndReadsThroughAConsumer() throws {
+        let result = try bench(["publish", "-n", "2000", "-c", "2", "-p", "8", "--peer", "nats"])
+        let nats = try #require(result["nats"] as? [String: Any])
+        #expect((result["exar"] as? [String: Any])?["events"] as? Int == 2000 && nats["events"] as? Int == 2000)
+        let latency = try #require(nats["latency_us"] as? [String: Double])
+        #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["max"]!)
+        #expect((result["durability"] as? String ?? "").contains("JetStream file storage"))
+        let catchUp = try bench(["catchup", "-n", "3000", "--peer", "nats"])
+        #expect((catchUp["nats"] as? [String: Any])?["events"] as? Int == 3000)
+    }
+
     @Test func mixedWorkloadReportsEachPart() throws {
         let result = try bench(["mixed", "-n", "4000", "-c", "2", "-k", "2", "-r", "1"])
         let publish = try #require(result["publish"] as? [String: Any])
