@@ -85,12 +85,18 @@ public final class Collection: Sendable {
     /// The events of one call get consecutive ids.
     /// - Throws: what `fill` throws (then none of the call's events is published), or an I/O error
     ///   when the collection is closed.
+    ///
+    /// `syncInPlace`: with `sync = always`, lets this call write and sync on the caller's thread
+    /// when the writer is idle and the collection's last sync took under a millisecond, instead
+    /// of handing the burst to the writer thread and back (the server's event loops do, once per
+    /// loop turn and collection); `completion` is then called before it returns.
     public func publish(
         _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        syncInPlace: Bool = false,
         completion: @escaping @Sendable (PublishResult) -> Void
     ) throws(ExarError) {
         do {
-            try log.publish(fill, completion: completion)
+            try log.publish(fill, syncInPlace: syncInPlace, completion: completion)
         } catch {
             throw explained(error)
         }
@@ -105,10 +111,11 @@ public final class Collection: Sendable {
     public func publish(
         expecting condition: PublishCondition,
         _ fill: (inout PublishAppender) throws(ExarError) -> Void,
+        syncInPlace: Bool = false,
         completion: @escaping @Sendable (PublishResult) -> Void
     ) throws(ExarError) {
         do {
-            try log.publish(fill, expecting: condition, completion: completion)
+            try log.publish(fill, expecting: condition, syncInPlace: syncInPlace, completion: completion)
         } catch {
             throw explained(error)
         }

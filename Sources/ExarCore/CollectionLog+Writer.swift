@@ -181,6 +181,8 @@ extension CollectionLog: LaneWork {
             for observer in commitObservers { observer() }
             switch configuration.sync {
             case .always:
+                let started = DispatchTime.now().uptimeNanoseconds
+                defer { lastSyncNanoseconds.store(DispatchTime.now().uptimeNanoseconds &- started, ordering: .relaxed) }
                 do {
                     try counters.timingSync { () throws(ExarError) in try active.syncData() }
                 } catch {

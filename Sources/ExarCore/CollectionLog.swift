@@ -44,6 +44,12 @@ final class CollectionLog: @unchecked Sendable {
     /// When the oldest unsynced write happened (ms), 0 when everything is synced (`interval` policy).
     /// Atomic: the writer thread reads it while waiting, without the write lock.
     let unsyncedSince = Atomic<UInt64>(0)
+    /// How long the last `sync = always` group's sync took (ns): a caller that may sync in place
+    /// does so only while it is under ``inPlaceSyncLimitNanoseconds``.
+    let lastSyncNanoseconds = Atomic<UInt64>(0)
+    /// A sync slower than this (a slow or busy disk) sends the next groups to the writer thread,
+    /// so a caller's event loop is never held long; its syncs bring them back once the disk is fast.
+    static let inPlaceSyncLimitNanoseconds: UInt64 = 1_000_000
     var commitObservers: [@Sendable () -> Void] = []
     /// The writer lane that runs this collection's writer passes (set by `start`).
     var writerLane: WorkLanes.Lane?
@@ -206,14 +212,18 @@ final class CollectionLog: @unchecked Sendable {
     /// Appends one burst of events to the pending buffer and wakes the writer; never waits for disk.
     /// With a `condition`, `fill` must append exactly one event, stored only if the last event
     /// carrying the condition's tag is the expected one when the writer comes to it.
+    /// `syncInPlace`: with `sync = always`, the caller may be the one that syncs (it then waits for
+    /// the disk before `publish` returns), while the collection's syncs are fast.
     func publish(
         _ fill: (inout PublishAppender) throws(ExarError) -> Void, expecting expectation: PublishCondition? = nil,
-        completion: @escaping @Sendable (PublishResult) -> Void
+        syncInPlace: Bool = false, completion: @escaping @Sendable (PublishResult) -> Void
     ) throws(ExarError) {
         let now = currentTimeMilliseconds()
         // When nothing waits for the writer and it is not writing, write here: no hand-off to the
-        // writer thread and back. (Not with `sync = always`: the fsync would block the caller.)
-        if configuration.sync != .always && writeLock.try() {
+        // writer thread and back. With `sync = always` only if the caller lets the sync block it.
+        let inPlace = configuration.sync != .always
+            || (syncInPlace && lastSyncNanoseconds.load(ordering: .relaxed) < Self.inPlaceSyncLimitNanoseconds)
+        if inPlace && writeLock.try() {
             inPlace: do {
                 condition.lock()
                 if closing || closed {

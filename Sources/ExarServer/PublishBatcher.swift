@@ -80,10 +80,12 @@ final class PublishBatcher: @unchecked Sendable {  // used on its event loop onl
                 }
             }
             do {
+                // With `sync = always` the loop syncs the turn's group itself while the disk is
+                // fast (Redis's model: no hop to the writer thread and back).
                 if let condition = batch.condition {
-                    try collection.publish(expecting: condition, fill, completion: completion)
+                    try collection.publish(expecting: condition, fill, syncInPlace: true, completion: completion)
                 } else {
-                    try collection.publish(fill, completion: completion)
+                    try collection.publish(fill, syncInPlace: true, completion: completion)
                 }
             } catch {
                 distribute(PublishResult(firstId: 0, storedCount: 0, error: error), batch)

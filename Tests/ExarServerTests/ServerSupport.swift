@@ -18,13 +18,14 @@ final class TestServer: @unchecked Sendable {
 
     init(folder: String? = nil, username: String? = nil, password: String? = nil, maxLineBytes: Int = 1 << 20,
          segmentSize: Int = 1 << 20, maxConnections: Int = 10_000, maxLoginFailures: Int = 5,
-         groups: GroupSettings = GroupSettings(ackWaitMilliseconds: 3_600_000)) async throws {
+         groups: GroupSettings = GroupSettings(ackWaitMilliseconds: 3_600_000), sync: SyncPolicy = .none) async throws {
         let folder = folder ?? NSTemporaryDirectory() + "exar-server-tests-" + UUID().uuidString
         self.folder = folder
         var defaults = CollectionConfiguration(segmentSize: segmentSize)
         // An hour to acknowledge unless a test says otherwise: a sanitizer's slow run must not
         // make a group redeliver what a test counts on seeing once.
         defaults.groups = groups
+        defaults.sync = sync
         database = try Database(configuration: DatabaseConfiguration(logsPath: folder, defaults: defaults))
         server = ExarServer(
             configuration: ServerConfiguration(port: 0, username: username, password: password,
