@@ -1,19 +1,30 @@
 @testable import ExarCore
 import ExarModel
 import Foundation
-import Synchronization
 import Testing
 
 /// `sync = always` with `syncInPlace` (what the server's event loops ask): the caller writes and
 /// syncs the group itself while the disk is fast, and hands it to the writer thread when it is not.
 @Suite struct DurablePublishTests {
+    final class LockedAnswer: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: (onCaller: Bool, result: PublishResult)?
+        func withLock<T>(_ body: (inout (onCaller: Bool, result: PublishResult)?) -> T) -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            return body(&value)
+        }
+    }
+
     /// Publishes `count` numbered events in one call; returns whether the completion ran on the
     /// calling thread before the call returned, and the result.
     private func publish(_ collection: ExarCore.Collection, from start: Int, count: Int, syncInPlace: Bool)
         async throws -> (inPlace: Bool, result: PublishResult)
     {
         let caller = pthread_self()
-        let answer = Mutex<(onCaller: Bool, result: PublishResult)?>(nil)
+        // An NSLock (a pthread mutex), which TSan sees order the two threads; it cannot see
+        // Synchronization.Mutex's futex do so.
+        let answer = LockedAnswer()
         try collection.publish({ (appender: inout PublishAppender) throws(ExarError) in
             for number in start..<(start + count) { try appender.append(Event(tags: ["t"], data: sampleData(number))) }
         }, syncInPlace: syncInPlace, completion: { result in
