@@ -5,10 +5,7 @@
 # (a push consumer) against exar-db and nats, and prints both, the ratio and each side's durability.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! [ -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null; then
-    SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq nats-server >/dev/null
-fi
+scripts/install-peers.sh   # redis-server and nats-server, when missing
 scripts/setup.sh
 swift build -c release --product exar-db
 swift build -c release --product exar-bench

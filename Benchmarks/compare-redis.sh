@@ -4,10 +4,7 @@
 # then the durable publish shapes (--durable: both sides sync before answering).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null; then
-    SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
-fi
+scripts/install-peers.sh   # redis-server and nats-server, when missing
 scripts/setup.sh
 swift build -c release --product exar-db
 swift build -c release --product exar-bench

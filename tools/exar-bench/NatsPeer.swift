@@ -16,9 +16,7 @@ final class NatsProcess {
     static let durability = "nats: JetStream file storage (acknowledged before any fsync: nats-server 2.9 syncs its files on a timer and has no setting to sync before an ack)"
 
     init() throws {
-        guard let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].first(where: {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }) else {
+        guard let binary = findExecutable(["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]) else {
             throw BenchError("nats-server not found: install it (apt-get install -y nats-server) or run Benchmarks/compare-nats.sh")
         }
         folder = NSTemporaryDirectory() + "exar-bench-nats-" + UUID().uuidString
@@ -37,13 +35,7 @@ final class NatsProcess {
     }
 
     func stop() {
-        let pid = process.processIdentifier
-        if pid > 0 {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
-        }
-        try? FileManager.default.removeItem(atPath: folder)
+        killPeer(process, folder: folder)
     }
 
     /// Sends one JetStream API request and waits for its answer; throws if it names an error.

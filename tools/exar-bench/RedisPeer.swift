@@ -14,9 +14,7 @@ final class RedisProcess {
     private let folder: String
 
     init(durable: Bool = false) throws {
-        guard let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }) else {
+        guard let binary = findExecutable(["/usr/bin/redis-server", "/usr/local/bin/redis-server"]) else {
             throw BenchError("redis-server not found: install it (apt-get install -y redis-server) or run Benchmarks/compare-redis.sh")
         }
         port = try ServerProcess.freePort()
@@ -34,15 +32,8 @@ final class RedisProcess {
         guard ServerProcess.canConnect(port: port) else { throw BenchError("redis-server did not start") }
     }
 
-    /// SIGKILL: the peer keeps nothing on disk, and a child started from a Dispatch thread may
-    /// inherit a mask that blocks SIGTERM (redis does not unblock it, unlike exar-db).
     func stop() {
-        let pid = process.processIdentifier
-        guard pid > 0 else { return }
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
-        try? FileManager.default.removeItem(atPath: folder)
+        killPeer(process, folder: folder)
     }
 }
 

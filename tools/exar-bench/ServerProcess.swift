@@ -92,3 +92,20 @@ func stopProcess(_ process: Process) {
     }
     kill(pid, SIGKILL)
 }
+
+/// The first of `candidates` that is an executable file.
+func findExecutable(_ candidates: [String]) -> String? {
+    candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+/// SIGKILL and reap a peer that keeps nothing worth a graceful stop (a child started from a
+/// Dispatch thread may inherit a mask that blocks SIGTERM), then remove its folder.
+func killPeer(_ process: Process, folder: String) {
+    let pid = process.processIdentifier
+    if pid > 0 {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+    try? FileManager.default.removeItem(atPath: folder)
+}

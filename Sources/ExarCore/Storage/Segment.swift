@@ -304,7 +304,7 @@ final class Segment: @unchecked Sendable {
     /// Writes the four files to the device (the log up to what was committed): at a seal, whose
     /// side files a later open trusts.
     func sync() throws(ExarError) {
-        try log.sync(prefix: committedEnd.load(ordering: .acquiring))
+        try syncData()
         try index.sync()
         try tags.sync()
         try time.sync()
